@@ -1,0 +1,125 @@
+"""Tiny data sets written in the real on-disk formats (gzip'd idx, CIFAR python pickles).
+
+Tests never download: they build a mirror folder in torchvision's layout and a content table
+(sha256s) for it, and point the project's environment variables at them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import pickle
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """Encode a uint8 array as an idx file (magic 0x0000080D, big-endian dims)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_idx_family(root: Path, folder: str, rng: np.random.Generator, n_train: int, n_test: int) -> dict:
+    """Write <root>/<folder>/raw/*.gz; return the arrays and the content sha256 table."""
+    raw = root / folder / "raw"
+    raw.mkdir(parents=True)
+    arrays, table = {}, {}
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
+            stem = f"{prefix}-{kind}-ubyte"
+            content = idx_bytes(array)
+            (raw / f"{stem}.gz").write_bytes(gzip.compress(content))
+            table[stem] = hashlib.sha256(content).hexdigest()
+            arrays[stem] = array
+    return {"arrays": arrays, "sha256": table}
+
+
+def write_cifar(root: Path, rng: np.random.Generator, per_batch: int, n_test: int) -> dict:
+    """Write <root>/cifar-10-batches-py/ (5 train batches + test batch, protocol-2 pickles)."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    arrays, table = {}, {}
+    for split, names, n in (("train", [f"data_batch_{i}" for i in range(1, 6)], per_batch),
+                            ("test", ["test_batch"], n_test)):
+        datas, labelss = [], []
+        for name in names:
+            data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+            labels = [int(v) for v in rng.integers(0, 10, size=n)]
+            batch = {b"batch_label": name.encode(), b"labels": labels, b"data": data,
+                     b"filenames": [f"{name}_{i}.png".encode() for i in range(n)]}
+            with open(folder / name, "wb") as f:
+                pickle.dump(batch, f, protocol=2)
+            datas.append(data)
+            labelss.append(np.asarray(labels, dtype=np.uint8))
+        data, labels = np.concatenate(datas), np.concatenate(labelss)
+        arrays[f"{split}_data"], arrays[f"{split}_labels"] = data, labels
+        table[f"{split}_data"] = hashlib.sha256(data.tobytes()).hexdigest()
+        table[f"{split}_labels"] = hashlib.sha256(labels.tobytes()).hexdigest()
+    return {"arrays": arrays, "sha256": table}
+
+
+@pytest.fixture
+def mirror(tmp_path, monkeypatch):
+    """A tiny mirror holding MNIST, Fashion-MNIST and CIFAR-10, with the env vars set for it."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "mirror"
+    sets = {
+        "mnist": write_idx_family(root, "MNIST", rng, n_train=40, n_test=20),
+        "fashion_mnist": write_idx_family(root, "FashionMNIST", rng, n_train=30, n_test=10),
+        "cifar10": write_cifar(root, rng, per_batch=4, n_test=6),
+    }
+    checksums = tmp_path / "checksums.json"
+    checksums.write_text(json.dumps({name: s["sha256"] for name, s in sets.items()}))
+    monkeypatch.setenv("DEEPSNN_DATA_MIRROR", str(root))
+    monkeypatch.setenv("DEEPSNN_CONTENT_SHA256", str(checksums))
+    return {"root": root, "checksums": checksums, "sets": sets}
+
+
+def committed_params() -> dict:
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def write_params(path: Path, **overrides) -> Path:
+    """params.yaml with dotted-key overrides, e.g. write_params(p, **{"train_spatial.epochs": 1})."""
+    params = committed_params()
+    for dotted, value in overrides.items():
+        node = params
+        *parents, last = dotted.split(".")
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+TINY_SPATIAL = {
+    "train_spatial.epochs": 1, "train_spatial.batch_size": 16, "train_spatial.T_train": 2,
+    "train_spatial.channels": 4, "eval_spatial.horizon": 5, "eval_spatial.batch_size": 8, "T_eval": 3,
+}
+
+
+def copy_repo(dest: Path) -> Path:
+    """The tracked pipeline files in a fresh git + DVC repository at `dest`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("dvc.yaml", "params.yaml", "stages", ".dvc/config"):
+        src = REPO / name
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, target)
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    subprocess.run(["git", "config", "user.email", "ci@example.com"], cwd=dest, check=True)
+    subprocess.run(["git", "config", "user.name", "CI"], cwd=dest, check=True)
+    return dest

@@ -1,0 +1,138 @@
+"""Data: exact decoding of the real formats, content verification, atomic output, clear errors."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import urllib.error
+
+import pytest
+import torch
+import torchvision
+
+from deepsnn import data as data_mod
+from deepsnn.data import DataError, fetch, load_prepared, read_raw, save_prepared
+
+from conftest import write_params
+from stages import download as download_stage
+
+
+def test_idx_sets_decode_exactly(mirror):
+    for name, folder in (("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")):
+        arrays = mirror["sets"][name]["arrays"]
+        ds = read_raw(name, mirror["root"])
+        assert torch.equal(ds.train_images[:, 0], torch.from_numpy(arrays["train-images-idx3-ubyte"]))
+        assert torch.equal(ds.train_labels, torch.from_numpy(arrays["train-labels-idx1-ubyte"]).long())
+        assert torch.equal(ds.test_images[:, 0], torch.from_numpy(arrays["t10k-images-idx3-ubyte"]))
+        assert ds.train_images.dtype == torch.uint8 and ds.train_images.shape[1:] == (1, 28, 28)
+        assert len(ds.classes) == 10
+
+
+def test_cifar_decodes_exactly_as_rgb_planes(mirror):
+    arrays = mirror["sets"]["cifar10"]["arrays"]
+    ds = read_raw("cifar10", mirror["root"])
+    assert ds.train_images.shape == (20, 3, 32, 32) and ds.test_images.shape == (6, 3, 32, 32)
+    # row layout: 1024 red, then 1024 green, then 1024 blue values, each row-major 32x32
+    first = arrays["train_data"][0]
+    assert torch.equal(ds.train_images[0, 1], torch.from_numpy(first[1024:2048].reshape(32, 32)))
+    assert torch.equal(ds.test_labels, torch.from_numpy(arrays["test_labels"]).long())
+
+
+def test_prepared_file_round_trips(mirror, tmp_path):
+    ds, source = fetch("mnist", tmp_path / "cache")
+    assert "mirror" in source
+    save_prepared(ds, tmp_path / "mnist.pt")
+    back = load_prepared(tmp_path / "mnist.pt")
+    assert torch.equal(back.train_images, ds.train_images) and back.classes == ds.classes
+
+
+def _corrupt(path, how):
+    raw = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(raw[: len(raw) // 2])
+    elif how == "garbage":
+        path.write_bytes(b"not a gzip file at all")
+    elif how == "wrong_content":  # a valid archive whose pixels differ from the real ones
+        content = bytearray(gzip.decompress(raw))
+        content[-1] ^= 0xFF
+        path.write_bytes(gzip.compress(bytes(content)))
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "wrong_content"])
+def test_bad_mirror_file_fails_clearly_and_writes_nothing(mirror, tmp_path, capsys, how):
+    _corrupt(mirror["root"] / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz", how)
+    params = write_params(tmp_path / "params.yaml")
+    out_dir = tmp_path / "data"
+    with pytest.raises(DataError, match="t10k-images-idx3-ubyte") as err:
+        download_stage.main(["--params", str(params), "--out-dir", str(out_dir), "--cache", str(tmp_path / "c")])
+    assert ("content check failed" in str(err.value)) == (how == "wrong_content")
+    assert not (out_dir / "mnist.pt").exists()
+    assert not list(out_dir.glob(".*tmp")), "no temporary leftovers"
+
+
+def test_cifar_wrong_content_is_rejected(mirror):
+    path = mirror["root"] / "cifar-10-batches-py" / "data_batch_3"
+    with open(path, "rb") as f:
+        batch = pickle.load(f, encoding="bytes")
+    batch[b"data"][0, 0] ^= 1
+    with open(path, "wb") as f:
+        pickle.dump(batch, f, protocol=2)
+    with pytest.raises(DataError, match="content check failed for train_data"):
+        read_raw("cifar10", mirror["root"])
+
+
+def test_cifar_pickle_may_not_run_code(mirror):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("owned",))
+
+    with open(mirror["root"] / "cifar-10-batches-py" / "test_batch", "wb") as f:
+        pickle.dump({b"data": Evil()}, f, protocol=2)
+    with pytest.raises(DataError, match=r"refusing to load (__builtin__|builtins)\.print"):
+        read_raw("cifar10", mirror["root"])
+
+
+def test_idx_header_must_match_size():
+    raw = bytes([0, 0, 8, 1]) + (5).to_bytes(4, "big") + b"\x00" * 4
+    with pytest.raises(DataError, match="does not match its header"):
+        data_mod.decode_idx(raw, "x")
+
+
+def test_offline_without_mirror_gives_one_clear_error(monkeypatch, tmp_path):
+    monkeypatch.delenv("DEEPSNN_DATA_MIRROR", raising=False)
+
+    class Offline:
+        resources = []
+
+        def __init__(self, *args, **kwargs):
+            raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", Offline)
+    with pytest.raises(DataError) as err:
+        fetch("mnist", tmp_path / "cache")
+    message = str(err.value)
+    assert "could not download" in message and "DEEPSNN_DATA_MIRROR" in message
+
+
+def test_stage_reports_data_errors_without_traceback(monkeypatch, tmp_path, capsys):
+    from deepsnn import cli
+
+    def failing():
+        raise DataError("mnist: missing file x")
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(failing)
+    assert exit_info.value.code == "error: mnist: missing file x"
+
+
+def test_fashion_mnist_without_content_table_checks_torchvision_md5(mirror, monkeypatch):
+    monkeypatch.delenv("DEEPSNN_CONTENT_SHA256")
+    # generated files are not the real Fashion-MNIST archives, so torchvision's md5s reject them
+    with pytest.raises(DataError, match="md5"):
+        read_raw("fashion_mnist", mirror["root"])
+
+
+def test_builtin_tables_cover_real_sets():
+    assert set(data_mod.CONTENT_SHA256) == {"mnist", "cifar10"}
+    for table in data_mod.CONTENT_SHA256.values():
+        assert all(len(h) == 64 and int(h, 16) >= 0 for h in table.values())

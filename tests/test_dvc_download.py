@@ -1,0 +1,48 @@
+"""Integration: `dvc repro download` in a temporary copy of the repository, against a mirror."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from conftest import copy_repo
+from deepsnn.data import load_prepared
+
+
+def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run([shutil.which("dvc", path=env["PATH"]), *args], cwd=repo, env=env,
+                          capture_output=True, text=True)
+
+
+def test_dvc_repro_download_against_a_mirror(mirror, tmp_path):
+    repo = copy_repo(tmp_path / "repo")
+    run = dvc(repo, "repro", "download")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "content verified" in run.stdout
+    mnist = load_prepared(repo / "data" / "mnist.pt")
+    cifar = load_prepared(repo / "data" / "cifar10.pt")
+    expected = mirror["sets"]["mnist"]["arrays"]["train-images-idx3-ubyte"]
+    assert torch.equal(mnist.train_images[:, 0], torch.from_numpy(expected))
+    assert cifar.test_images.shape == (6, 3, 32, 32)
+    assert (repo / "dvc.lock").exists()
+    # only the selected sets are produced
+    assert sorted(p.name for p in (repo / "data").glob("*.pt")) == ["cifar10.pt", "mnist.pt"]
+    again = dvc(repo, "repro", "download")
+    assert again.returncode == 0 and "didn't change" in again.stdout, again.stdout
+
+
+def test_dvc_repro_download_fails_cleanly_on_a_corrupt_mirror(mirror, tmp_path):
+    repo = copy_repo(tmp_path / "repo")
+    path = mirror["root"] / "cifar-10-batches-py" / "test_batch"
+    path.write_bytes(path.read_bytes()[:100])
+    run = dvc(repo, "repro", "download")
+    assert run.returncode != 0
+    assert "error: " in run.stderr and "test_batch" in run.stderr and "Traceback" not in run.stderr
+    assert not (repo / "data" / "cifar10.pt").exists()
+    assert not (repo / "dvc.lock").exists()

@@ -1,0 +1,82 @@
+"""params.yaml validation: every kind of bad value fails with the key, the value and what is allowed."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from conftest import committed_params, write_params
+from deepsnn.params import ParamsError, load_params, validate
+
+
+def test_committed_params_are_valid():
+    params = load_params("params.yaml")
+    assert params["T_eval"] >= 1 and "T_eval" not in params["train_spatial"]
+
+
+def with_change(path: str, value, delete: bool = False) -> dict:
+    params = copy.deepcopy(committed_params())
+    node = params
+    *parents, last = path.split(".")
+    for part in parents:
+        node = node[part]
+    if delete:
+        del node[last]
+    else:
+        node[last] = value
+    return params
+
+
+@pytest.mark.parametrize("path, value, expected", [
+    ("T_eval", 0, r"T_eval: 0 is out of range; allowed: integers in \[1, inf\]"),
+    ("T_eval", -3, r"T_eval: -3 is out of range"),
+    ("T_eval", "32", r"T_eval: expected an integer, got '32'"),
+    ("T_eval", 32.0, r"T_eval: expected an integer"),
+    ("seed", True, r"seed: expected an integer, got True"),
+    ("train_spatial.T_train", 0, r"train_spatial.T_train: 0 is out of range"),
+    ("train_spatial.neuron", "izhikevich", r"train_spatial.neuron: 'izhikevich' is not allowed; allowed: if, lif"),
+    ("train_spatial.method", "tbptt", r"train_spatial.method: 'tbptt' is not allowed; allowed: spatial, bptt"),
+    ("train_spatial.dataset", "cifar100", r"allowed: mnist, fashion_mnist"),
+    ("train_spatial.lr", 0, r"train_spatial.lr: 0.0 is out of range; allowed: numbers in \(0.0, inf\]"),
+    ("train_spatial.lr", "fast", r"train_spatial.lr: expected a number"),
+    ("train_spatial.extra_knob", 1, r"train_spatial.extra_knob: unknown key; allowed keys here: dataset, "),
+    ("T_evaluation", 40, r"T_evaluation: unknown key"),
+    ("eval_spatial", [1, 2], r"eval_spatial: expected a mapping"),
+])
+def test_bad_values_are_named(path, value, expected):
+    with pytest.raises(ParamsError, match=expected):
+        validate(with_change(path, value))
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("eval_spatial", "eval_spatial: missing section"),
+    ("T_eval", "T_eval: missing key"),
+    ("train_spatial.epochs", "train_spatial.epochs: missing key"),
+])
+def test_missing_keys_are_named(path, expected):
+    with pytest.raises(ParamsError, match=expected):
+        validate(with_change(path, None, delete=True))
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("seed: [unclosed\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(bad)
+    with pytest.raises(ParamsError, match="file not found"):
+        load_params(tmp_path / "nope.yaml")
+
+
+def test_stage_rejects_bad_params_before_touching_data(tmp_path):
+    """The data path does not exist: a params error must come first, as one clean line."""
+    from deepsnn import cli
+    from stages import train_spatial
+
+    params = write_params(tmp_path / "params.yaml", **{"train_spatial.T_train": 0})
+    argv = ["--params", str(params), "--data", str(tmp_path / "missing.pt"), "--model", str(tmp_path / "m.pt"),
+            "--curve", str(tmp_path / "c.csv"), "--metrics", str(tmp_path / "m.json")]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(lambda: train_spatial.main(argv))
+    assert exit_info.value.code.startswith("error: train_spatial.T_train: 0 is out of range")
+    assert not (tmp_path / "m.pt").exists()
