@@ -1,17 +1,16 @@
-"""What every stage CLI shares: clean one-line errors for bad params or bad data."""
+"""What every stage CLI shares: clean one-line errors for bad params, data or models."""
 
 from __future__ import annotations
 
 import sys
 from typing import Callable
 
-from deepsnn.data import DataError
-from deepsnn.params import ParamsError
+from deepsnn.errors import UserError
 
 
 def run(main: Callable[[], None]) -> None:
-    """Run a stage's main(); a known user error prints one clear line and exits 2, no traceback."""
+    """Run a stage's main(); a user error prints one clear line and exits 1, no traceback."""
     try:
         main()
-    except (ParamsError, DataError) as err:
+    except UserError as err:
         sys.exit(f"error: {err}")

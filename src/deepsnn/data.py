@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deepsnn.errors import UserError
 from deepsnn.io import atomic_save
 
 MIRROR_ENV = "DEEPSNN_DATA_MIRROR"  # folders (os.pathsep-separated) in torchvision's layout
 CHECKSUMS_ENV = "DEEPSNN_CONTENT_SHA256"  # JSON file replacing the built-in content table
 
 
-class DataError(RuntimeError):
+class DataError(UserError, RuntimeError):
     """Raw data is missing, corrupted or has the wrong content."""
 
 

@@ -13,8 +13,10 @@ from typing import Any
 
 import yaml
 
+from deepsnn.errors import UserError
 
-class ParamsError(ValueError):
+
+class ParamsError(UserError, ValueError):
     """A params.yaml value is missing, unknown or out of range."""
 
 
@@ -86,6 +88,29 @@ SCHEMA: dict[str, Any] = {
     "T_eval": Int(min=1),  # headline evaluation timesteps; only evaluation stages read it
     "train_ann": {
         "dataset": choice("cifar10"),
+        "activation": choice("qcfs", "relu"),  # qcfs: trainable clip-floor-shift, near-lossless at low T
+        "qcfs_levels": Int(min=1),  # L, quantisation levels of qcfs (ignored for relu)
+        "width": Float(min=0.0, min_open=True),  # multiplies every layer width; 1.0 = VGG-16
+        "epochs": Int(min=1),
+        "batch_size": Int(min=1),
+        "lr": Float(min=0.0, min_open=True),  # peak learning rate (SGD Nesterov, one-cycle)
+        "weight_decay": Float(min=0.0),
+        "label_smoothing": Float(min=0.0, max=1.0),
+        "precision": choice("auto", "fp32", "bf16"),  # auto: bf16 autocast on CUDA, fp32 on CPU
+    },
+    "calibrate": {
+        "mode": choice("qcfs", "max", "percentile"),  # how each layer's threshold is chosen
+        "percentile": Float(min=0.0, max=100.0, min_open=True),  # for mode percentile, in (0, 100]
+        "images": Int(min=1),  # training images used for activation statistics
+        "batch_size": Int(min=1),
+    },
+    "convert": {
+        "reset": Choice(RESETS),
+        "initial_potential": choice("half", "zero"),  # membrane potential at t=0, in thresholds
+    },
+    "eval_sweep": {
+        "horizon": Int(min=1),  # the accuracy-vs-T curve is simulated up to max(horizon, T_eval)
+        "batch_size": Int(min=1),
     },
     "train_spatial": {
         "dataset": Choice(MNIST_FAMILY),

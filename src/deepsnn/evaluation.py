@@ -1,0 +1,115 @@
+"""Accuracy against timesteps: one simulation gives the whole curve.
+
+A simulator is any function `(images, T, clock) -> per-step outputs [T, B, classes]`; it appends
+the wall-clock time of each finished step to `clock`. The prediction after t steps is the
+class with the largest accumulated output, so one run to T_max yields the prediction of every
+sample at every t (kept as a [T_max, N] table, from which any T <= T_max is read off).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from deepsnn.io import atomic_path  # noqa: E402
+
+Simulator = Callable[[torch.Tensor, int, list], torch.Tensor]
+
+
+@dataclass
+class Simulation:
+    predictions: torch.Tensor  # [T, N] uint8: predicted class after t+1 steps
+    seconds: torch.Tensor  # [T] float64: wall-clock to finish step t+1, summed over batches
+    batch_size: int
+    device: str
+
+    @property
+    def num_samples(self) -> int:
+        return self.predictions.shape[1]
+
+
+class Clock(list):
+    """Cumulative step times of one batch: call tick() after each step."""
+
+    def __init__(self, device: torch.device):
+        super().__init__()
+        self.device = device
+        self.start = time.perf_counter()
+
+    def tick(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.append(time.perf_counter() - self.start)
+
+
+def predictions_from_steps(step_outputs: torch.Tensor) -> torch.Tensor:
+    """[T, B, K] per-step outputs -> [T, B] class with the largest running sum (lowest index on ties)."""
+    return step_outputs.cumsum(0).argmax(-1)
+
+
+@torch.no_grad()
+def simulate_dataset(simulator: Simulator, images: torch.Tensor, T: int, batch_size: int,
+                     device: torch.device, prepare: Callable[[torch.Tensor], torch.Tensor],
+                     desc: str = "simulate") -> Simulation:
+    """Run `simulator` for T steps over all `images` (uint8, batched, `prepare`d on device)."""
+    predictions = torch.empty(T, len(images), dtype=torch.uint8)
+    seconds = torch.zeros(T, dtype=torch.float64)
+    for start in tqdm(range(0, len(images), batch_size), desc=desc, leave=False):
+        x = prepare(images[start:start + batch_size].to(device))
+        clock = Clock(device)
+        steps = simulator(x, T, clock)
+        predictions[:, start:start + len(x)] = predictions_from_steps(steps).to(torch.uint8).cpu()
+        seconds += torch.tensor(clock, dtype=torch.float64)
+    return Simulation(predictions, seconds, batch_size, device.type)
+
+
+def accuracy_curve(predictions: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """[T, N] predictions -> [T] accuracy in percent."""
+    return (predictions.long() == labels.view(1, -1)).double().mean(1) * 100.0
+
+
+def curve_table(sim: Simulation, labels: torch.Tensor) -> pd.DataFrame:
+    """Tidy table: T, accuracy (%), latency (wall-clock seconds per sample to reach T)."""
+    return pd.DataFrame({
+        "T": range(1, sim.predictions.shape[0] + 1),
+        "accuracy": accuracy_curve(sim.predictions, labels).numpy().round(4),
+        "latency_s_per_sample": (sim.seconds / sim.num_samples).numpy(),
+    })
+
+
+def write_curve_csv(table: pd.DataFrame, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+
+
+def plot_accuracy_vs_T(table: pd.DataFrame, path: str | Path, title: str, T_eval: int,
+                       reference: tuple[str, float] | None = None) -> None:
+    """PNG of accuracy against T, with the T_eval point marked and an optional reference line."""
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    ax.plot(table["T"], table["accuracy"], marker=".", label="SNN")
+    at = table.loc[table["T"] == T_eval, "accuracy"]
+    if len(at):
+        ax.scatter([T_eval], [at.iloc[0]], color="C3", zorder=3, label=f"T_eval={T_eval}: {at.iloc[0]:.2f}%")
+    if reference is not None:
+        ax.axhline(reference[1], color="gray", linestyle="--", label=f"{reference[0]}: {reference[1]:.2f}%")
+    low = max(0.0, min(table["accuracy"].quantile(0.25), reference[1] if reference else 100) - 5)
+    ax.set_ylim(low, 100)
+    ax.set_xlabel("timesteps T")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)

@@ -1,0 +1,188 @@
+"""Training loops and what they share: device choice, seeding, on-device batching/augmentation.
+
+Data sets are small enough to live on the device as uint8 tensors (airbench-style): batches are
+sliced, augmented and normalised there, with no DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from deepsnn.data import ImageDataset
+from deepsnn.spatial import SpikingCNN, spike_count_loss
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed torch's global RNG (call before building the model: it draws the initial weights)
+    and return a generator for shuffling and augmentation."""
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def batch_indices(n: int, batch_size: int, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+    """Index batches over n items: shuffled with `generator`, in order without one."""
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    yield from order.split(batch_size)
+
+
+def random_translate(images: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """Shift each image by up to `pad` pixels in x and y (zero fill), independently per image."""
+    if pad == 0:
+        return images
+    b, c, h, w = images.shape
+    padded = torch.nn.functional.pad(images, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(images.device)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(images.device)
+    rows = (dy[:, None] + torch.arange(h, device=images.device))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=images.device))[:, None, None, :]
+    return padded[torch.arange(b, device=images.device)[:, None, None, None],
+                  torch.arange(c, device=images.device)[None, :, None, None], rows, cols]
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels -> [0, 1] floats (the first layer's BatchNorm does the normalisation)."""
+    return images.float().div_(255.0)
+
+
+def train_spatial(model: SpikingCNN, data: ImageDataset, cfg: dict[str, Any], generator: torch.Generator,
+                  device: torch.device, progress: bool = True) -> list[dict[str, float]]:
+    """Train `model` with cfg = params.yaml's train_spatial section; `generator` drives shuffling
+    and augmentation. Returns one row per epoch."""
+    model.to(device)
+    train_x, train_y = data.train_images.to(device), data.train_labels.to(device)
+    steps_per_epoch = -(-len(train_y) // cfg["batch_size"])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg["lr"], pct_start=0.15,
+                                                   total_steps=cfg["epochs"] * steps_per_epoch)
+    history = []
+    for epoch in range(1, cfg["epochs"] + 1):
+        model.train()
+        start = time.perf_counter()
+        loss_sum = correct = seen = 0.0
+        bar = tqdm(batch_indices(len(train_y), cfg["batch_size"], generator), total=steps_per_epoch,
+                   desc=f"train_spatial epoch {epoch}/{cfg['epochs']}", disable=not progress, leave=False)
+        for idx in bar:
+            x = random_translate(to_float(train_x[idx]), pad=2, generator=generator)
+            counts = model(x, cfg["T_train"], method=cfg["method"])
+            loss = spike_count_loss(counts, train_y[idx], cfg["T_train"], cfg["loss"])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            loss_sum += loss.item() * len(idx)
+            correct += (counts.argmax(1) == train_y[idx]).sum().item()
+            seen += len(idx)
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.2f}")
+        train_time = time.perf_counter() - start
+        test_acc = accuracy(model, data.test_images, data.test_labels, cfg["T_train"], device)
+        row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": 100 * correct / seen,
+               "test_accuracy": test_acc, "epoch_time_s": train_time}
+        history.append(row)
+        if progress:
+            print(f"epoch {epoch}: loss {row['train_loss']:.4f}, train {row['train_accuracy']:.2f}%, "
+                  f"test {test_acc:.2f}% at T={cfg['T_train']} ({train_time:.0f} s)", flush=True)
+    return history
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, T: int,
+             device: torch.device, batch_size: int = 1000) -> float:
+    """Test accuracy (percent) of an SNN classifying by output spike count after T steps."""
+    model.eval()
+    correct = 0
+    for idx in batch_indices(len(labels), batch_size):
+        counts = model(to_float(images[idx].to(device)), T)
+        correct += (counts.argmax(1) == labels[idx].to(device)).sum().item()
+    return 100.0 * correct / len(labels)
+
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+
+def normalizer(mean: tuple[float, ...], std: tuple[float, ...]):
+    """uint8 NCHW -> normalised float, channels_last (faster convs on CPU)."""
+    def prepare(images: torch.Tensor) -> torch.Tensor:
+        m = torch.tensor(mean, device=images.device).view(1, -1, 1, 1)
+        s = torch.tensor(std, device=images.device).view(1, -1, 1, 1)
+        return ((to_float(images) - m) / s).contiguous(memory_format=torch.channels_last)
+    return prepare
+
+
+def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    flip = (torch.rand(len(images), generator=generator) < 0.5).to(images.device)
+    return torch.where(flip.view(-1, 1, 1, 1), images.flip(3), images)
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast for matmuls/convs (BatchNorm stays float32) for precision bf16, or auto on
+    CUDA; a no-op otherwise (on this CPU bf16 trained slower than fp32)."""
+    enabled = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def train_ann(model: nn.Module, data: ImageDataset, cfg: dict[str, Any], generator: torch.Generator,
+              device: torch.device, progress: bool = True, eval_images: int = 2000) -> list[dict[str, float]]:
+    """Train a CIFAR ANN with cfg = params.yaml's train_ann section; `generator` drives shuffling
+    and augmentation. Returns one row per epoch; the per-epoch test accuracy uses the first
+    `eval_images` test images (the full set is evaluated once, at the end, by the caller)."""
+    model.to(device).to(memory_format=torch.channels_last)
+    prepare = normalizer(CIFAR10_MEAN, CIFAR10_STD)
+    train_x, train_y = data.train_images.to(device), data.train_labels.to(device)
+    steps_per_epoch = -(-len(train_y) // cfg["batch_size"])
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=0.9, nesterov=True,
+                                weight_decay=cfg["weight_decay"])
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg["lr"], pct_start=0.25,
+                                                   anneal_strategy="linear",
+                                                   total_steps=cfg["epochs"] * steps_per_epoch)
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
+    history = []
+    for epoch in range(1, cfg["epochs"] + 1):
+        model.train()
+        start = time.perf_counter()
+        loss_sum = correct = seen = 0.0
+        bar = tqdm(batch_indices(len(train_y), cfg["batch_size"], generator), total=steps_per_epoch,
+                   desc=f"train_ann epoch {epoch}/{cfg['epochs']}", disable=not progress, leave=False)
+        for idx in bar:
+            x = random_flip(random_translate(train_x[idx], pad=4, generator=generator), generator)
+            with autocast(device, cfg["precision"]):
+                logits = model(prepare(x))
+                loss = criterion(logits.float(), train_y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            loss_sum += loss.item() * len(idx)
+            correct += (logits.argmax(1) == train_y[idx]).sum().item()
+            seen += len(idx)
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.2f}")
+        train_time = time.perf_counter() - start
+        test_acc = ann_accuracy(model, data.test_images[:eval_images], data.test_labels[:eval_images], device)
+        row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": 100 * correct / seen,
+               "test_accuracy": test_acc, "epoch_time_s": train_time}
+        history.append(row)
+        if progress:
+            print(f"epoch {epoch}: loss {row['train_loss']:.4f}, train {row['train_accuracy']:.2f}%, "
+                  f"test {test_acc:.2f}% (first {eval_images} images) ({train_time:.0f} s)", flush=True)
+    return history
+
+
+@torch.no_grad()
+def ann_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
+                 batch_size: int = 500) -> float:
+    """Test accuracy (percent) of a CIFAR ANN, float32."""
+    model.eval()
+    prepare = normalizer(CIFAR10_MEAN, CIFAR10_STD)
+    correct = 0
+    for idx in batch_indices(len(labels), batch_size):
+        correct += (model(prepare(images[idx].to(device))).argmax(1) == labels[idx].to(device)).sum().item()
+    return 100.0 * correct / len(labels)

@@ -1,0 +1,47 @@
+"""DVC stage `calibrate`: threshold balancing; writes a per-layer thresholds CSV."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from deepsnn import cli
+from deepsnn.checkpoint import load_checkpoint
+from deepsnn.conversion import calibrate_thresholds, write_thresholds
+from deepsnn.data import load_prepared
+from deepsnn.params import ParamsError, load_params
+from deepsnn.training import CIFAR10_MEAN, CIFAR10_STD, normalizer, pick_device
+from deepsnn.vgg import build_vgg
+
+PARAMS = ["calibrate"]  # must match dvc.yaml
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--data", type=Path, required=True, help="prepared data set (.pt)")
+    parser.add_argument("--model", type=Path, required=True, help="ANN checkpoint from train_ann")
+    parser.add_argument("--thresholds", type=Path, required=True, help="CSV to write")
+    args = parser.parse_args(argv)
+
+    cfg = load_params(args.params)["calibrate"]
+    checkpoint = load_checkpoint(args.model)
+    if cfg["mode"] == "qcfs" and checkpoint["params"]["train_ann"]["activation"] != "qcfs":
+        raise ParamsError("calibrate.mode: 'qcfs' needs train_ann.activation: qcfs; "
+                              "allowed for a relu network: max, percentile")
+    device = pick_device()
+    model = build_vgg(checkpoint["params"]["train_ann"])
+    model.load_state_dict(checkpoint["state_dict"])
+    model.to(device).eval()
+    data = load_prepared(args.data)
+    prepare = normalizer(CIFAR10_MEAN, CIFAR10_STD)
+    images = data.train_images[:cfg["images"]]  # fixed, un-augmented training images
+    batches = (prepare(images[i:i + cfg["batch_size"]].to(device)) for i in range(0, len(images), cfg["batch_size"]))
+    thresholds = calibrate_thresholds(model, batches, cfg["mode"], cfg["percentile"])
+    write_thresholds(thresholds, args.thresholds)
+    for t in thresholds:
+        print(f"{t.layer:>14}  {t.threshold:9.4f}  {t.statistic}")
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,78 @@
+"""DVC stage `eval_sweep`: ANN accuracy, and SNN accuracy and latency at every T up to the horizon."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from deepsnn import cli
+from deepsnn.checkpoint import load_checkpoint
+from deepsnn.conversion import LayerThreshold, SpikingOptions, convert, reference_step_outputs
+from deepsnn.data import load_prepared
+from deepsnn.evaluation import curve_table, plot_accuracy_vs_T, simulate_dataset, write_curve_csv
+from deepsnn.io import write_json
+from deepsnn.params import load_params
+from deepsnn.training import CIFAR10_MEAN, CIFAR10_STD, ann_accuracy, normalizer, pick_device
+from deepsnn.vgg import build_vgg
+
+PARAMS = ["T_eval", "eval_sweep"]  # must match dvc.yaml
+
+
+def load_snn(snn_path: Path, ann: torch.nn.Module) -> torch.nn.Module:
+    """Rebuild the converted SNN from its checkpoint (structure by conversion, weights loaded)."""
+    saved = load_checkpoint(snn_path)
+    thresholds = [LayerThreshold(**t) for t in saved["thresholds"]]
+    snn = convert(ann, thresholds, SpikingOptions(**saved["options"]))
+    snn.load_state_dict(saved["state_dict"])
+    return snn
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--data", type=Path, required=True, help="prepared data set (.pt)")
+    parser.add_argument("--model", type=Path, required=True, help="ANN checkpoint from train_ann")
+    parser.add_argument("--snn", type=Path, required=True, help="SNN checkpoint from convert")
+    parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_argument("--curve", type=Path, required=True, help="CSV: T, accuracy, latency")
+    parser.add_argument("--plot", type=Path, required=True, help="PNG of accuracy vs T")
+    args = parser.parse_args(argv)
+
+    params = load_params(args.params)
+    cfg, T_eval = params["eval_sweep"], params["T_eval"]
+    device = pick_device()
+    data = load_prepared(args.data)
+    checkpoint = load_checkpoint(args.model)
+    ann = build_vgg(checkpoint["params"]["train_ann"])
+    ann.load_state_dict(checkpoint["state_dict"])
+    ann.to(device).eval()
+
+    start = time.perf_counter()
+    ann_acc = ann_accuracy(ann, data.test_images, data.test_labels, device)
+    snn = load_snn(args.snn, ann).to(device)
+    T_max = max(cfg["horizon"], T_eval)
+    sim = simulate_dataset(lambda x, T, clock: reference_step_outputs(snn, x, T, clock), data.test_images, T_max,
+                           cfg["batch_size"], device, prepare=normalizer(CIFAR10_MEAN, CIFAR10_STD),
+                           desc=f"eval_sweep T<={T_max}")
+    table = curve_table(sim, data.test_labels)
+    at_T_eval = table.iloc[T_eval - 1]
+    write_curve_csv(table, args.curve)
+    plot_accuracy_vs_T(table, args.plot, "VGG-16 converted to an SNN (CIFAR-10)", T_eval, reference=("ANN", ann_acc))
+    write_json({
+        "ann_accuracy": round(ann_acc, 4),
+        "snn_accuracy": round(float(at_T_eval["accuracy"]), 4),
+        "T_eval": T_eval,
+        "latency_s_per_sample": float(f"{at_T_eval['latency_s_per_sample']:.4g}"),
+        "latency_batch_size": cfg["batch_size"],
+        "device": sim.device,
+        "test_samples": sim.num_samples,
+        "eval_time_s": round(time.perf_counter() - start, 1),
+    }, args.metrics)
+    print(f"ANN {ann_acc:.2f}%, SNN {at_T_eval['accuracy']:.2f}% at T_eval={T_eval}")
+
+
+if __name__ == "__main__":
+    cli.run(main)

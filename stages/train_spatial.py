@@ -1,0 +1,52 @@
+"""DVC stage `train_spatial`: train the 3-layer convolutional SNN directly (spatial or BPTT)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from deepsnn import cli
+from deepsnn.checkpoint import save_checkpoint
+from deepsnn.data import load_prepared
+from deepsnn.io import atomic_path, write_json
+from deepsnn.params import load_params, select
+from deepsnn.spatial import build_spatial_model
+from deepsnn.training import pick_device, seed_everything, train_spatial
+
+PARAMS = ["seed", "train_spatial"]  # must match dvc.yaml
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--data", type=Path, required=True, help="prepared data set (.pt)")
+    parser.add_argument("--model", type=Path, required=True, help="checkpoint to write")
+    parser.add_argument("--curve", type=Path, required=True, help="per-epoch CSV to write")
+    parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
+    args = parser.parse_args(argv)
+
+    params = load_params(args.params)
+    cfg = params["train_spatial"]
+    device = pick_device()
+    data = load_prepared(args.data)
+    generator = seed_everything(params["seed"])  # before the model: it draws the initial weights
+    model = build_spatial_model(cfg, data)
+    start = time.perf_counter()
+    history = train_spatial(model, data, cfg, generator, device)
+    train_time = time.perf_counter() - start
+
+    save_checkpoint(model, select(params, PARAMS), args.model)
+    with atomic_path(args.curve) as tmp:
+        pd.DataFrame(history).round(4).to_csv(tmp, index=False)
+    last = history[-1]
+    write_json({"train_accuracy": round(last["train_accuracy"], 4),
+                "test_accuracy_at_T_train": round(last["test_accuracy"], 4),
+                "T_train": cfg["T_train"], "train_time_s": round(train_time, 1),
+                "device": device.type}, args.metrics)
+
+
+if __name__ == "__main__":
+    cli.run(main)

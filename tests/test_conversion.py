@@ -1,0 +1,181 @@
+"""ANN-to-SNN conversion: convergence to the ANN, thresholds file, determinism, early failures."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from conftest import write_params
+from deepsnn.conversion import (LayerThreshold, SpikingOptions, activation_layers, calibrate_thresholds, convert,
+                                read_thresholds, reference_step_outputs, relu_network, write_thresholds)
+from deepsnn.errors import ConversionError
+from deepsnn.params import ParamsError, validate
+from deepsnn.vgg import QCFS, VGG, check_convertible
+from stages import calibrate, convert as convert_stage, download, eval_sweep, train_ann
+
+WIDTH = 1 / 16  # 4..32 channels: the real VGG-16 topology, small enough for CPU tests
+
+
+def random_vgg(act: str = "relu", seed: int = 0) -> VGG:
+    """A VGG-16 with random weights and non-trivial BatchNorm statistics."""
+    torch.manual_seed(seed)
+    model = VGG(width=WIDTH, act=act)
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(32, 3, 32, 32))
+    return model.eval()
+
+
+def inputs(seed: int = 1) -> torch.Tensor:
+    return torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+
+
+def clip_limit(model: VGG) -> VGG:
+    """What a QCFS network's SNN converges to as T grows: its clip without the floor."""
+    limit = copy.deepcopy(model)
+    for module in limit.modules():
+        if isinstance(module, QCFS):
+            module.levels = 1_000_000
+    return limit
+
+
+@pytest.mark.parametrize("mode", ["max", "percentile", "qcfs"])
+@pytest.mark.parametrize("initial_potential", ["half", "zero"])
+def test_snn_rate_output_converges_to_the_ann(mode, initial_potential):
+    model = random_vgg("qcfs" if mode == "qcfs" else "relu")
+    x = inputs()
+    if mode == "qcfs":  # learned clip values, here set to each layer's observed maximum
+        observed = calibrate_thresholds(relu_network(model), [x], "max")
+        for t, (_, m) in zip(observed, activation_layers(model)):
+            m.threshold.data.fill_(t.threshold)
+        target = clip_limit(model)(x)
+    else:
+        target = model(x)
+    thresholds = calibrate_thresholds(model, [x], mode, percentile=99.9)
+    snn = convert(model, thresholds, SpikingOptions("soft", initial_potential))
+    outputs = reference_step_outputs(snn, x, 256)
+    error = {T: (outputs[:T].mean(0) - target).abs().mean().item() for T in (8, 256)}
+    assert error[256] < 0.2 * error[8], error
+    assert error[256] < 0.02 * target.abs().mean().item()
+
+
+def test_thresholds_file_round_trips(tmp_path):
+    thresholds = [LayerThreshold("features.2", 0.1 + 0.2, "max"), LayerThreshold("classifier.2", 3.14159e-5, "p99.99")]
+    write_thresholds(thresholds, tmp_path / "t.csv")
+    assert read_thresholds(tmp_path / "t.csv") == thresholds
+    assert list(pd.read_csv(tmp_path / "t.csv").columns) == ["layer", "threshold", "statistic"]
+
+
+def test_calibration_statistics_are_what_they_claim():
+    model = random_vgg()
+    x = inputs()
+    seen = {}
+
+    def keep(name):
+        def hook(_module, _inputs, output):
+            seen[name] = output.flatten()
+        return hook
+
+    hooks = [m.register_forward_hook(keep(n)) for n, m in model.named_modules() if isinstance(m, nn.ReLU)]
+    model(x)
+    for h in hooks:
+        h.remove()
+    maxima = calibrate_thresholds(model, [x], "max")
+    p99 = calibrate_thresholds(model, [x], "percentile", percentile=99.0)
+    for t_max, t_p in zip(maxima, p99):
+        values = seen[t_max.layer]
+        assert t_max.threshold == pytest.approx(values.max().item())
+        assert t_p.threshold == pytest.approx(values.kthvalue(round(0.99 * values.numel())).values.item())
+        assert t_p.threshold <= t_max.threshold and t_p.statistic == "p99"
+
+
+def test_bad_conversion_requests_fail_before_any_work():
+    model = random_vgg()
+    with pytest.raises(ConversionError, match=r"percentile must be in \(0, 100\]"):
+        calibrate_thresholds(model, [inputs()], "percentile", percentile=0.0)
+    with pytest.raises(ConversionError, match="percentile must be in"):
+        calibrate_thresholds(model, [inputs()], "percentile", percentile=100.5)
+    with pytest.raises(ConversionError, match="allowed: max, percentile, qcfs"):
+        calibrate_thresholds(model, [inputs()], "mean")
+    with pytest.raises(ConversionError, match="needs a model trained with the qcfs activation"):
+        calibrate_thresholds(model, [inputs()], "qcfs")
+    with_maxpool = copy.deepcopy(model)
+    with_maxpool.features[3] = nn.MaxPool2d(2)
+    with pytest.raises(ConversionError, match=r"layer features.3 is MaxPool2d: max pooling does not convert"):
+        check_convertible(with_maxpool)
+    with pytest.raises(ConversionError, match="max pooling"):
+        convert(with_maxpool, calibrate_thresholds(model, [inputs()], "max"))
+    with pytest.raises(ConversionError, match="no entry for activation layer"):
+        convert(model, [LayerThreshold("features.2", 1.0, "max")])
+    with pytest.raises(ValueError, match="allowed: soft, hard"):
+        SpikingOptions(reset="none")
+
+
+@pytest.mark.parametrize("path, value, expected", [
+    ("calibrate.percentile", 0, r"calibrate.percentile: 0.0 is out of range; allowed: numbers in \(0.0, 100.0\]"),
+    ("calibrate.percentile", 100.01, r"calibrate.percentile: 100.01 is out of range"),
+    ("calibrate.mode", "mean", r"calibrate.mode: 'mean' is not allowed; allowed: qcfs, max, percentile"),
+    ("convert.initial_potential", "random", r"allowed: half, zero"),
+    ("train_ann.activation", "gelu", r"allowed: qcfs, relu"),
+])
+def test_bad_conversion_params_are_named(path, value, expected):
+    from conftest import committed_params
+    params = committed_params()
+    section, key = path.split(".")
+    params[section][key] = value
+    with pytest.raises(ParamsError, match=expected):
+        validate(params)
+
+
+TINY_CONVERSION = {"train_ann.epochs": 1, "train_ann.batch_size": 8, "train_ann.width": WIDTH,
+                   "train_ann.lr": 0.05, "calibrate.images": 12, "calibrate.batch_size": 6,
+                   "eval_sweep.horizon": 6, "eval_sweep.batch_size": 4, "T_eval": 4}
+
+
+def run_conversion(tmp_path, params) -> dict:
+    out = tmp_path / "out"
+    download.main(["--params", str(params), "--out-dir", str(out), "--cache", str(tmp_path / "cache")])
+    data, ann, th, snn = out / "cifar10.pt", out / "ann.pt", out / "thresholds.csv", out / "snn.pt"
+    p = ["--params", str(params)]
+    train_ann.main(p + ["--data", str(data), "--model", str(ann), "--curve", str(out / "ann.csv"),
+                        "--metrics", str(out / "ann.json")])
+    calibrate.main(p + ["--data", str(data), "--model", str(ann), "--thresholds", str(th)])
+    convert_stage.main(p + ["--model", str(ann), "--thresholds", str(th), "--snn", str(snn)])
+    eval_sweep.main(p + ["--data", str(data), "--model", str(ann), "--snn", str(snn), "--metrics", str(out / "m.json"),
+                         "--curve", str(out / "curve.csv"), "--plot", str(out / "curve.png")])
+    return {"metrics": json.loads((out / "m.json").read_text()), "curve": pd.read_csv(out / "curve.csv"),
+            "thresholds": read_thresholds(th)}
+
+
+@pytest.mark.parametrize("mode", ["qcfs", "max"])
+def test_conversion_stages_smoke_run_and_repeat_exactly(mirror, tmp_path, mode):
+    overrides = {**TINY_CONVERSION, "calibrate.mode": mode,
+                 "train_ann.activation": "qcfs" if mode == "qcfs" else "relu"}
+    params = write_params(tmp_path / "params.yaml", **overrides)
+    first = run_conversion(tmp_path / "a", params)
+    second = run_conversion(tmp_path / "b", params)
+    assert list(first["curve"]["T"]) == list(range(1, 7))
+    assert first["metrics"]["snn_accuracy"] == first["curve"]["accuracy"][3]
+    assert len(first["thresholds"]) == 15  # 13 conv + 2 hidden linear activations
+    assert all(t.statistic == ("qcfs_lambda" if mode == "qcfs" else "max") for t in first["thresholds"])
+    assert list(first["curve"]["accuracy"]) == list(second["curve"]["accuracy"])
+    assert first["thresholds"] == second["thresholds"]
+    assert first["metrics"]["ann_accuracy"] == second["metrics"]["ann_accuracy"]
+
+
+def test_calibrate_stage_refuses_qcfs_mode_for_a_relu_network(mirror, tmp_path):
+    params = write_params(tmp_path / "params.yaml", **{**TINY_CONVERSION, "train_ann.activation": "relu"})
+    out = tmp_path / "out"
+    download.main(["--params", str(params), "--out-dir", str(out), "--cache", str(tmp_path / "cache")])
+    train_ann.main(["--params", str(params), "--data", str(out / "cifar10.pt"), "--model", str(out / "ann.pt"),
+                    "--curve", str(out / "c.csv"), "--metrics", str(out / "m.json")])
+    with pytest.raises(ParamsError, match="calibrate.mode: 'qcfs' needs train_ann.activation: qcfs"):
+        calibrate.main(["--params", str(params), "--data", str(out / "cifar10.pt"), "--model", str(out / "ann.pt"),
+                        "--thresholds", str(out / "t.csv")])
+    assert not (out / "t.csv").exists()

@@ -1,0 +1,148 @@
+"""Direct training: exact forward, live gradients, determinism, fast failure, stage smoke runs."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+from spikingjelly.activation_based import functional
+
+from conftest import TINY_SPATIAL, write_params
+from deepsnn.neurons import NeuronConfig, step
+from deepsnn.spatial import SpikingCNN, bn_affine, spike_count_loss
+from stages import download, eval_spatial, train_spatial
+
+CONFIGS = [NeuronConfig(kind, reset) for kind in ("if", "lif") for reset in ("soft", "hard")]
+
+
+def tiny_model(cfg: NeuronConfig = NeuronConfig(), seed: int = 0) -> SpikingCNN:
+    torch.manual_seed(seed)
+    model = SpikingCNN(channels=4, neuron_config=cfg)
+    with torch.no_grad():  # strong enough weights that every layer fires within a few steps
+        model.conv1.weight.mul_(3.0)
+        model.fc.weight.mul_(4.0)
+        model.fc.bias.uniform_(0.4, 1.6, generator=torch.Generator().manual_seed(seed))
+    return model
+
+
+def images(n: int = 6, seed: int = 1) -> torch.Tensor:
+    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=str)
+def test_fused_step_equals_spikingjelly_neuron(cfg):
+    currents = torch.randn(25, 4, 7, generator=torch.Generator().manual_seed(0)) * 1.5
+    reference = cfg.build()
+    with torch.no_grad():
+        expected = reference.multi_step_forward(currents)
+    v = torch.zeros(4, 7)
+    got = torch.stack([step(v, c, cfg) for c in currents])
+    assert torch.equal(got, expected) and 0 < got.mean() < 1
+
+
+def reference_counts(model: SpikingCNN, x: torch.Tensor, T: int) -> torch.Tensor:
+    """A plain step-by-step simulation with SpikingJelly's own single-step neurons (eval mode)."""
+    functional.reset_net(model)
+    scale1, shift1 = bn_affine(model.bn1, None)
+    scale2, shift2 = bn_affine(model.bn2, None)
+    counts = 0
+    for _ in range(T):
+        s1 = model.sn1.single_step_forward(model.conv1(x) * scale1 + shift1)
+        s2 = model.sn2.single_step_forward(model.conv2(model.pool(s1)) * scale2 + shift2)
+        counts = counts + model.sn3.single_step_forward(model.fc(model.pool(s2).flatten(1)))
+    return counts
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=str)
+def test_spatial_forward_matches_step_by_step_simulation(cfg):
+    model = tiny_model(cfg)
+    x = images()
+    model.train()
+    model(x, 6)  # one training pass so the BN running statistics are not the defaults
+    model.eval()
+    with torch.no_grad():
+        got = model(x, 12, method="spatial")
+        expected = reference_counts(model, x, 12)
+    assert torch.equal(got, expected)
+    assert got.sum() > 0, "the output layer fired"
+
+
+def test_spatial_and_bptt_forward_agree_in_training_mode():
+    model = tiny_model()
+    x = images()
+    model.train()
+    spatial = model(x, 7, method="spatial")
+    bptt = model(x, 7, method="bptt")
+    assert torch.equal(spatial.detach(), bptt.detach())
+
+
+@pytest.mark.parametrize("method", ["spatial", "bptt"])
+def test_gradients_are_finite_and_nonzero_in_every_layer(method):
+    model = tiny_model()
+    model.train()
+    labels = torch.arange(6) % 10
+    loss = spike_count_loss(model(images(), 5, method=method), labels, 5)
+    loss.backward()
+    for name, param in model.named_parameters():
+        assert param.grad is not None, name
+        assert torch.isfinite(param.grad).all(), name
+        assert param.grad.abs().sum() > 0, name
+
+
+def test_losses_prefer_the_right_counts():
+    labels = torch.tensor([0, 1])
+    right = torch.tensor([[8.0, 0.0], [0.0, 8.0]])
+    wrong = right.flip(1)
+    for kind in ("count_ce", "count_mse"):
+        assert spike_count_loss(right, labels, 8, kind) < spike_count_loss(wrong, labels, 8, kind)
+    with pytest.raises(ValueError, match="allowed: count_ce, count_mse"):
+        spike_count_loss(right, labels, 8, "hinge")
+
+
+def test_bad_T_and_method_fail_fast():
+    model = tiny_model()
+    with pytest.raises(ValueError, match="T must be >= 1"):
+        model(images(), 0)
+    with pytest.raises(ValueError, match="allowed: spatial, bptt"):
+        model(images(), 2, method="rtrl")
+    with pytest.raises(ValueError, match="allowed: if, lif"):
+        NeuronConfig(kind="hh")
+
+
+def run_pipeline(tmp_path, params) -> dict:
+    """download -> train_spatial -> eval_spatial on the tiny mirror; returns the outputs."""
+    out = tmp_path / "out"
+    download.main(["--params", str(params), "--out-dir", str(out), "--cache", str(tmp_path / "cache")])
+    common = ["--params", str(params), "--data", str(out / "mnist.pt"), "--model", str(out / "spatial.pt")]
+    train_spatial.main(common + ["--curve", str(out / "train.csv"), "--metrics", str(out / "train.json")])
+    eval_spatial.main(common + ["--metrics", str(out / "eval.json"), "--curve", str(out / "eval.csv"),
+                                "--plot", str(out / "eval.png")])
+    return {"train": json.loads((out / "train.json").read_text()), "eval": json.loads((out / "eval.json").read_text()),
+            "curve": pd.read_csv(out / "eval.csv"), "state": torch.load(out / "spatial.pt")["state_dict"],
+            "png": (out / "eval.png").read_bytes()[:8]}
+
+
+def test_stages_smoke_run_and_rerun_is_identical(mirror, tmp_path):
+    params = write_params(tmp_path / "params.yaml", **TINY_SPATIAL)
+    first = run_pipeline(tmp_path / "a", params)
+    second = run_pipeline(tmp_path / "b", params)
+    assert first["png"] == b"\x89PNG\r\n\x1a\n"
+    assert list(first["curve"]["T"]) == [1, 2, 3, 4, 5]  # max(horizon=5, T_eval=3)
+    assert first["eval"]["T_eval"] == 3
+    assert first["eval"]["accuracy"] == first["curve"]["accuracy"][2]
+    assert first["eval"]["test_samples"] == 20
+    for key in ("accuracy", "latency_s_per_sample", "latency_batch_size", "device"):
+        assert key in first["eval"]
+    # same seed, same data: identical weights and accuracies (timings may differ)
+    for name, tensor in first["state"].items():
+        assert torch.equal(tensor, second["state"][name]), name
+    assert first["train"]["train_accuracy"] == second["train"]["train_accuracy"]
+    assert list(first["curve"]["accuracy"]) == list(second["curve"]["accuracy"])
+
+
+def test_eval_horizon_extends_to_T_eval(mirror, tmp_path):
+    params = write_params(tmp_path / "params.yaml", **{**TINY_SPATIAL, "T_eval": 9})
+    result = run_pipeline(tmp_path / "a", params)
+    assert len(result["curve"]) == 9 and result["eval"]["T_eval"] == 9
