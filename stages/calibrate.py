@@ -10,7 +10,8 @@ from deepsnn.checkpoint import load_checkpoint
 from deepsnn.conversion import calibrate_thresholds, write_thresholds
 from deepsnn.data import load_prepared
 from deepsnn.params import ParamsError, load_params
-from deepsnn.training import CIFAR10_MEAN, CIFAR10_STD, normalizer, pick_device
+from deepsnn.ann_training import CIFAR10_MEAN, CIFAR10_STD, normalizer
+from deepsnn.training import pick_device
 from deepsnn.vgg import build_vgg
 
 PARAMS = ["calibrate"]  # must match dvc.yaml

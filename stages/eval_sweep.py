@@ -10,12 +10,14 @@ import torch
 
 from deepsnn import cli
 from deepsnn.checkpoint import load_checkpoint
-from deepsnn.conversion import LayerThreshold, SpikingOptions, convert, reference_step_outputs
+from deepsnn.conversion import LayerThreshold, SpikingOptions, convert
 from deepsnn.data import load_prepared
 from deepsnn.evaluation import curve_table, plot_accuracy_vs_T, simulate_dataset, write_curve_csv
 from deepsnn.io import write_json
 from deepsnn.params import load_params
-from deepsnn.training import CIFAR10_MEAN, CIFAR10_STD, ann_accuracy, normalizer, pick_device
+from deepsnn.simulation import ChainSimulator
+from deepsnn.ann_training import CIFAR10_MEAN, CIFAR10_STD, ann_accuracy, normalizer
+from deepsnn.training import pick_device
 from deepsnn.vgg import build_vgg
 
 PARAMS = ["T_eval", "eval_sweep"]  # must match dvc.yaml
@@ -54,7 +56,8 @@ def main(argv: list[str] | None = None) -> None:
     ann_acc = ann_accuracy(ann, data.test_images, data.test_labels, device)
     snn = load_snn(args.snn, ann).to(device)
     T_max = max(cfg["horizon"], T_eval)
-    sim = simulate_dataset(lambda x, T, clock: reference_step_outputs(snn, x, T, clock), data.test_images, T_max,
+    simulator = ChainSimulator(snn)  # SpikingJelly's loop minus repeated work: 2-3x faster on CPU
+    sim = simulate_dataset(simulator.step_outputs, data.test_images, T_max,
                            cfg["batch_size"], device, prepare=normalizer(CIFAR10_MEAN, CIFAR10_STD),
                            desc=f"eval_sweep T<={T_max}")
     table = curve_table(sim, data.test_labels)

@@ -13,7 +13,8 @@ from deepsnn.checkpoint import save_checkpoint
 from deepsnn.data import load_prepared
 from deepsnn.io import atomic_path, write_json
 from deepsnn.params import load_params, select
-from deepsnn.training import ann_accuracy, pick_device, seed_everything, train_ann
+from deepsnn.ann_training import ann_accuracy, train_ann
+from deepsnn.training import pick_device, seed_everything
 from deepsnn.vgg import build_vgg
 
 PARAMS = ["seed", "train_ann"]  # must match dvc.yaml

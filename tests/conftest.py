@@ -111,12 +111,12 @@ TINY_SPATIAL = {
 def copy_repo(dest: Path) -> Path:
     """The tracked pipeline files in a fresh git + DVC repository at `dest`."""
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("dvc.yaml", "params.yaml", "stages", ".dvc/config"):
+    for name in ("dvc.yaml", "params.yaml", "stages", "src", ".dvc/config"):
         src = REPO / name
         target = dest / name
         target.parent.mkdir(parents=True, exist_ok=True)
         if src.is_dir():
-            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         else:
             shutil.copy(src, target)
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)

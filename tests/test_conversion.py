@@ -179,3 +179,34 @@ def test_calibrate_stage_refuses_qcfs_mode_for_a_relu_network(mirror, tmp_path):
         calibrate.main(["--params", str(params), "--data", str(out / "cifar10.pt"), "--model", str(out / "ann.pt"),
                         "--thresholds", str(out / "t.csv")])
     assert not (out / "t.csv").exists()
+
+
+@pytest.mark.parametrize("options", [SpikingOptions("soft", "half"), SpikingOptions("hard", "zero")], ids=str)
+def test_fast_simulator_matches_the_reference_loop(options):
+    from deepsnn.evaluation import predictions_from_steps
+    from deepsnn.simulation import ChainSimulator
+
+    model = random_vgg()
+    x = inputs()
+    snn = convert(model, calibrate_thresholds(model, [x], "max"), options)
+    reference = reference_step_outputs(snn, x, 12)
+    exact = ChainSimulator(snn, channels_last=False).step_outputs(x, 12)
+    assert torch.equal(exact, reference)  # same ops in the same memory layout: bit-identical
+    fast = ChainSimulator(snn, channels_last=True).step_outputs(x, 12)
+    assert torch.equal(predictions_from_steps(fast), predictions_from_steps(reference))
+    assert (fast - reference).abs().max() <= 1e-3 * reference.abs().max()
+
+
+def test_simulator_rejects_graphs_that_are_not_chains():
+    from deepsnn.simulation import chain_modules
+
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+        def forward(self, x):
+            return self.conv(x) + x
+
+    with pytest.raises(ValueError, match="not a chain-structured SNN"):
+        chain_modules(torch.fx.symbolic_trace(Residual()))

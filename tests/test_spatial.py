@@ -14,12 +14,13 @@ from deepsnn.neurons import NeuronConfig, step
 from deepsnn.spatial import SpikingCNN, bn_affine, spike_count_loss
 from stages import download, eval_spatial, train_spatial
 
-CONFIGS = [NeuronConfig(kind, reset) for kind in ("if", "lif") for reset in ("soft", "hard")]
+CONFIGS = [NeuronConfig(kind, reset, v_init=v_init) for kind in ("if", "lif") for reset in ("soft", "hard")
+           for v_init in (0.0, 0.5)]
 
 
-def tiny_model(cfg: NeuronConfig = NeuronConfig(), seed: int = 0) -> SpikingCNN:
+def tiny_model(cfg: NeuronConfig = NeuronConfig(), seed: int = 0, population: int = 2) -> SpikingCNN:
     torch.manual_seed(seed)
-    model = SpikingCNN(channels=4, neuron_config=cfg)
+    model = SpikingCNN(channels=4, neuron_config=cfg, population=population)
     with torch.no_grad():  # strong enough weights that every layer fires within a few steps
         model.conv1.weight.mul_(3.0)
         model.fc.weight.mul_(4.0)
@@ -37,7 +38,7 @@ def test_fused_step_equals_spikingjelly_neuron(cfg):
     reference = cfg.build()
     with torch.no_grad():
         expected = reference.multi_step_forward(currents)
-    v = torch.zeros(4, 7)
+    v = cfg.initial_potential(currents[0])
     got = torch.stack([step(v, c, cfg) for c in currents])
     assert torch.equal(got, expected) and 0 < got.mean() < 1
 
@@ -52,7 +53,7 @@ def reference_counts(model: SpikingCNN, x: torch.Tensor, T: int) -> torch.Tensor
         s1 = model.sn1.single_step_forward(model.conv1(x) * scale1 + shift1)
         s2 = model.sn2.single_step_forward(model.conv2(model.pool(s1)) * scale2 + shift2)
         counts = counts + model.sn3.single_step_forward(model.fc(model.pool(s2).flatten(1)))
-    return counts
+    return counts.view(len(x), 10, model.population).sum(-1)  # each class's population
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=str)

@@ -26,6 +26,7 @@ class NeuronConfig:
     reset: str = "soft"  # soft: subtract the threshold | hard: reset to 0
     surrogate: str = "atan"
     tau: float = 2.0  # LIF membrane time constant, in timesteps
+    v_init: float = 0.0  # membrane potential at t=0, in thresholds (0.5 makes rates unbiased: round, not floor)
 
     def __post_init__(self) -> None:
         for field, value, allowed in (("kind", self.kind, ("if", "lif")), ("reset", self.reset, ("soft", "hard")),
@@ -38,8 +39,17 @@ class NeuronConfig:
         v_reset = None if self.reset == "soft" else 0.0
         sg = SURROGATES[self.surrogate]()
         if self.kind == "if":
-            return neuron.IFNode(v_threshold=THRESHOLD, v_reset=v_reset, surrogate_function=sg)
-        return neuron.LIFNode(tau=float(self.tau), v_threshold=THRESHOLD, v_reset=v_reset, surrogate_function=sg)
+            node = neuron.IFNode(v_threshold=THRESHOLD, v_reset=v_reset, surrogate_function=sg)
+        else:
+            node = neuron.LIFNode(tau=float(self.tau), v_threshold=THRESHOLD, v_reset=v_reset, surrogate_function=sg)
+        if self.v_init != 0.0:
+            node.set_reset_value("v", float(self.v_init * THRESHOLD))
+            node.reset()
+        return node
+
+    def initial_potential(self, like: torch.Tensor) -> torch.Tensor:
+        """A fresh membrane state shaped like `like`."""
+        return torch.full_like(like, self.v_init * THRESHOLD)
 
     @property
     def rate_onset(self) -> float:

@@ -119,9 +119,12 @@ SCHEMA: dict[str, Any] = {
         "reset": Choice(RESETS),
         "surrogate": Choice(SURROGATES),
         "loss": choice("count_ce", "count_mse"),
+        "initial_potential": choice("half", "zero"),  # membrane potential at t=0, in thresholds
         "tau": Float(min=1.0),  # LIF membrane time constant, in timesteps (ignored for IF)
         "T_train": Int(min=1),  # timesteps simulated per training image
+        "augment_shift": Int(min=0, max=8),  # random translation of training images, in pixels
         "channels": Int(min=1),  # width of the first conv layer; the second has twice as many
+        "output_population": Int(min=1),  # output neurons per class; a class's score is their spike count
         "epochs": Int(min=1),
         "batch_size": Int(min=1),
         "lr": Float(min=0.0, min_open=True),  # peak learning rate of the one-cycle schedule

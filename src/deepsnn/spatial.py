@@ -37,8 +37,7 @@ def bn_affine(bn: nn.BatchNorm2d, mean_current: torch.Tensor | None) -> tuple[to
     statistics updated as nn.BatchNorm2d does. Evaluation: the running statistics."""
     if bn.training:
         assert mean_current is not None
-        mean = mean_current.mean((0, 2, 3))
-        var = mean_current.var((0, 2, 3), unbiased=False)
+        var, mean = torch.var_mean(mean_current, dim=(0, 2, 3), unbiased=False)
         with torch.no_grad():
             n = mean_current.numel() / mean_current.shape[1]
             bn.running_mean.lerp_(mean, bn.momentum)
@@ -65,14 +64,15 @@ class SpikingCNN(nn.Module):
     current is computed once. T is given at call time."""
 
     def __init__(self, channels: int = 32, num_classes: int = 10, in_channels: int = 1,
-                 image_size: int = 28, neuron_config: NeuronConfig = NeuronConfig()):
+                 image_size: int = 28, neuron_config: NeuronConfig = NeuronConfig(), population: int = 1):
         super().__init__()
         self.neuron_config = neuron_config
+        self.num_classes, self.population = num_classes, population
         self.conv1 = nn.Conv2d(in_channels, channels, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(channels)
         self.conv2 = nn.Conv2d(channels, 2 * channels, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(2 * channels)
-        self.fc = nn.Linear(2 * channels * (image_size // 4) ** 2, num_classes)
+        self.fc = nn.Linear(2 * channels * (image_size // 4) ** 2, num_classes * population)
         self.pool = nn.AvgPool2d(2)
         self.sn1, self.sn2, self.sn3 = (neuron_config.build() for _ in range(3))
 
@@ -85,15 +85,24 @@ class SpikingCNN(nn.Module):
     def layer3_current(self, spikes2: torch.Tensor) -> torch.Tensor:
         return self.fc(self.pool(spikes2).flatten(1))
 
+    def class_counts(self, output: torch.Tensor) -> torch.Tensor:
+        """Sum each class's population of output neurons: [..., classes * P] -> [..., classes]."""
+        return output.unflatten(-1, (self.num_classes, self.population)).sum(-1)
+
+    @property
+    def max_count_per_step(self) -> int:
+        """Most spikes a class can emit per timestep (its population size)."""
+        return self.population
+
     @torch.no_grad()
     def _rate_of_constant_input(self, current: torch.Tensor, T: int) -> torch.Tensor:
-        v, total = torch.zeros_like(current), torch.zeros_like(current)
+        v, total = self.neuron_config.initial_potential(current), torch.zeros_like(current)
         for _ in range(T):
             total += step(v, current, self.neuron_config)
         return total / T
 
     def forward(self, x: torch.Tensor, T: int, method: str = "spatial") -> torch.Tensor:
-        """Output spike counts [B, classes] after T timesteps (differentiable when training)."""
+        """Output spike counts per class [B, classes] after T timesteps (differentiable when training)."""
         if T < 1:
             raise ValueError(f"T must be >= 1, got {T}")
         if method == "spatial":
@@ -121,7 +130,7 @@ class SpikingCNN(nn.Module):
         current2 = self.conv2(self.pool(r1)) * scale2 + shift2  # = time-average of layer 2's current
         r2 = with_rate_gradient(rate2, current2, sg, onset)
         r3 = with_rate_gradient(rate3, self.layer3_current(r2), sg, onset)
-        return r3 * T
+        return self.class_counts(r3 * T)
 
     @torch.no_grad()
     def simulate(self, x: torch.Tensor, T: int, current1: torch.Tensor | None = None,
@@ -134,7 +143,7 @@ class SpikingCNN(nn.Module):
         if scale2 is None:
             scale2, shift2 = bn_affine(self.bn2, None)
         cfg = self.neuron_config
-        v1 = torch.zeros_like(current1)
+        v1 = cfg.initial_potential(current1)
         v2 = v3 = None
         total1 = torch.zeros_like(current1)
         total2 = total3 = None
@@ -143,16 +152,16 @@ class SpikingCNN(nn.Module):
             s1 = step(v1, current1, cfg)
             current2 = self.conv2(self.pool(s1)) * scale2 + shift2
             if v2 is None:
-                v2, total2 = torch.zeros_like(current2), torch.zeros_like(current2)
+                v2, total2 = cfg.initial_potential(current2), torch.zeros_like(current2)
             s2 = step(v2, current2, cfg)
             current3 = self.layer3_current(s2)
             if v3 is None:
-                v3, total3 = torch.zeros_like(current3), torch.zeros_like(current3)
+                v3, total3 = cfg.initial_potential(current3), torch.zeros_like(current3)
             s3 = step(v3, current3, cfg)
             total1 += s1
             total2 += s2
             total3 += s3
-            out_steps.append(s3)
+            out_steps.append(self.class_counts(s3))
             if clock is not None:
                 clock.tick()
         return torch.stack(out_steps), total1 / T, total2 / T, total3 / T
@@ -173,10 +182,10 @@ class SpikingCNN(nn.Module):
         spikes2 = self.sn2.multi_step_forward(current2.reshape(T, -1, *current2.shape[1:]))
         current3 = self.layer3_current(spikes2.flatten(0, 1))
         spikes3 = self.sn3.multi_step_forward(current3.reshape(T, -1, current3.shape[-1]))
-        return spikes3.sum(0)
+        return self.class_counts(spikes3.sum(0))
 
 
-def spike_count_loss(counts: torch.Tensor, labels: torch.Tensor, T: int, kind: str = "count_ce") -> torch.Tensor:
+def spike_count_loss(counts: torch.Tensor, labels: torch.Tensor, max_count: int, kind: str = "count_mse") -> torch.Tensor:
     """Loss on output spike counts.
 
     count_ce (default): cross-entropy on the firing rates scaled to logits in [0, 10]
@@ -184,7 +193,7 @@ def spike_count_loss(counts: torch.Tensor, labels: torch.Tensor, T: int, kind: s
       counts and keeps pushing until the true class wins by a wide margin.
     count_mse: mean squared error between firing rates and target rates (1 for the true class,
       0 for the others), the classic spike-count loss of Lee et al. 2016 / Wu et al. 2019."""
-    rates = counts / T
+    rates = counts / max_count  # in [0, 1]: max_count = T x output neurons per class
     if kind == "count_ce":
         return F.cross_entropy(rates * 10.0, labels)
     if kind == "count_mse":
@@ -194,9 +203,10 @@ def spike_count_loss(counts: torch.Tensor, labels: torch.Tensor, T: int, kind: s
 
 def build_spatial_model(cfg: dict, data: ImageDataset | None = None) -> SpikingCNN:
     """The model described by params.yaml's train_spatial section (shapes from the data set)."""
-    neuron_config = NeuronConfig(cfg["neuron"], cfg["reset"], cfg["surrogate"], cfg["tau"])
+    neuron_config = NeuronConfig(cfg["neuron"], cfg["reset"], cfg["surrogate"], cfg["tau"],
+                                 v_init=0.5 if cfg["initial_potential"] == "half" else 0.0)
     if data is None:
-        return SpikingCNN(cfg["channels"], neuron_config=neuron_config)
+        return SpikingCNN(cfg["channels"], neuron_config=neuron_config, population=cfg["output_population"])
     _, in_channels, size, _ = data.train_images.shape
     return SpikingCNN(cfg["channels"], num_classes=len(data.classes), in_channels=in_channels,
-                      image_size=size, neuron_config=neuron_config)
+                      image_size=size, neuron_config=neuron_config, population=cfg["output_population"])

@@ -1,0 +1,100 @@
+"""Training and evaluating the CIFAR-10 ANN that gets converted (VGG-16).
+
+Same habits as the SNN loop (data on the device, augmentation in batches there), plus
+flips, label smoothing, SGD Nesterov with a one-cycle schedule and channels_last.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from deepsnn.data import ImageDataset
+from deepsnn.training import batch_indices, random_translate, to_float
+
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+
+def normalizer(mean: tuple[float, ...], std: tuple[float, ...]):
+    """uint8 NCHW -> normalised float, channels_last (faster convs on CPU)."""
+    def prepare(images: torch.Tensor) -> torch.Tensor:
+        m = torch.tensor(mean, device=images.device).view(1, -1, 1, 1)
+        s = torch.tensor(std, device=images.device).view(1, -1, 1, 1)
+        return ((to_float(images) - m) / s).contiguous(memory_format=torch.channels_last)
+    return prepare
+
+
+def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    flip = (torch.rand(len(images), generator=generator) < 0.5).to(images.device)
+    return torch.where(flip.view(-1, 1, 1, 1), images.flip(3), images)
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast for matmuls/convs (BatchNorm stays float32) for precision bf16, or auto on
+    CUDA; a no-op otherwise (on this CPU bf16 trained slower than fp32)."""
+    enabled = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def train_ann(model: nn.Module, data: ImageDataset, cfg: dict[str, Any], generator: torch.Generator,
+              device: torch.device, progress: bool = True, eval_images: int = 2000) -> list[dict[str, float]]:
+    """Train a CIFAR ANN with cfg = params.yaml's train_ann section; `generator` drives shuffling
+    and augmentation. Returns one row per epoch; the per-epoch test accuracy uses the first
+    `eval_images` test images (the full set is evaluated once, at the end, by the caller)."""
+    model.to(device).to(memory_format=torch.channels_last)
+    prepare = normalizer(CIFAR10_MEAN, CIFAR10_STD)
+    train_x, train_y = data.train_images.to(device), data.train_labels.to(device)
+    steps_per_epoch = -(-len(train_y) // cfg["batch_size"])
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=0.9, nesterov=True,
+                                weight_decay=cfg["weight_decay"])
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg["lr"], pct_start=0.25,
+                                                   anneal_strategy="linear",
+                                                   total_steps=cfg["epochs"] * steps_per_epoch)
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
+    history = []
+    for epoch in range(1, cfg["epochs"] + 1):
+        model.train()
+        start = time.perf_counter()
+        loss_sum = correct = seen = 0.0
+        bar = tqdm(batch_indices(len(train_y), cfg["batch_size"], generator), total=steps_per_epoch,
+                   desc=f"train_ann epoch {epoch}/{cfg['epochs']}", disable=not progress, leave=False)
+        for idx in bar:
+            x = random_flip(random_translate(train_x[idx], pad=4, generator=generator), generator)
+            with autocast(device, cfg["precision"]):
+                logits = model(prepare(x))
+                loss = criterion(logits.float(), train_y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            loss_sum += loss.item() * len(idx)
+            correct += (logits.argmax(1) == train_y[idx]).sum().item()
+            seen += len(idx)
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.2f}")
+        train_time = time.perf_counter() - start
+        test_acc = ann_accuracy(model, data.test_images[:eval_images], data.test_labels[:eval_images], device)
+        row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": 100 * correct / seen,
+               "test_accuracy": test_acc, "epoch_time_s": train_time}
+        history.append(row)
+        if progress:
+            print(f"epoch {epoch}: loss {row['train_loss']:.4f}, train {row['train_accuracy']:.2f}%, "
+                  f"test {test_acc:.2f}% (first {eval_images} images) ({train_time:.0f} s)", flush=True)
+    return history
+
+
+@torch.no_grad()
+def ann_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
+                 batch_size: int = 500) -> float:
+    """Test accuracy (percent) of a CIFAR ANN, float32."""
+    model.eval()
+    prepare = normalizer(CIFAR10_MEAN, CIFAR10_STD)
+    correct = 0
+    for idx in batch_indices(len(labels), batch_size):
+        correct += (model(prepare(images[idx].to(device))).argmax(1) == labels[idx].to(device)).sum().item()
+    return 100.0 * correct / len(labels)
