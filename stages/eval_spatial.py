@@ -9,7 +9,7 @@ from pathlib import Path
 from deepsnn import cli
 from deepsnn.checkpoint import load_checkpoint
 from deepsnn.data import load_prepared
-from deepsnn.evaluation import curve_table, plot_accuracy_vs_T, simulate_dataset, write_curve_csv
+from deepsnn.evaluation import curve_table, hardware, plot_accuracy_vs_T, simulate_dataset, write_curve_csv
 from deepsnn.io import write_json
 from deepsnn.params import load_params
 from deepsnn.spatial import build_spatial_model
@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         "latency_s_per_sample": float(f"{at_T_eval['latency_s_per_sample']:.4g}"),
         "latency_batch_size": cfg["batch_size"],
         "device": sim.device,
+        "hardware": hardware(device),
         "test_samples": sim.num_samples,
         "eval_time_s": round(time.perf_counter() - start, 1),
     }, args.metrics)

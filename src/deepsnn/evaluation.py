@@ -52,6 +52,21 @@ class Clock(list):
         self.append(time.perf_counter() - self.start)
 
 
+def hardware(device: torch.device) -> str:
+    """What a timing was measured on, e.g. "cpu: AMD EPYC, 2 threads" or "cuda: NVIDIA H200"."""
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"cpu: {model}, {torch.get_num_threads()} threads"
+
+
 def predictions_from_steps(step_outputs: torch.Tensor) -> torch.Tensor:
     """[T, B, K] per-step outputs -> [T, B] class with the largest running sum (lowest index on ties)."""
     return step_outputs.cumsum(0).argmax(-1)

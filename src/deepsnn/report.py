@@ -52,7 +52,7 @@ def results_table(metrics_dir: Path) -> str:
 
 
 def _where(metrics: dict) -> str:
-    return (f"{metrics['device']}, batch {metrics['latency_batch_size']}, "
+    return (f"{metrics.get('hardware', metrics['device'])}; batch {metrics['latency_batch_size']}; "
             f"full test set ({metrics['test_samples']:,} images)")
 
 
