@@ -104,6 +104,7 @@ def write_params(path: Path, **overrides) -> Path:
 
 TINY_SPATIAL = {
     "train_spatial.epochs": 1, "train_spatial.batch_size": 16, "train_spatial.T_train": 2,
+    "train_spatial.T_train_jitter": 1,
     "train_spatial.channels": 4, "eval_spatial.horizon": 5, "eval_spatial.batch_size": 8, "T_eval": 3,
 }
 

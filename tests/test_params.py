@@ -80,3 +80,9 @@ def test_stage_rejects_bad_params_before_touching_data(tmp_path):
         cli.run(lambda: train_spatial.main(argv))
     assert exit_info.value.code.startswith("error: train_spatial.T_train: 0 is out of range")
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_jitter_must_leave_T_positive(tmp_path):
+    params = write_params(tmp_path / "params.yaml", **{"train_spatial.T_train": 4, "train_spatial.T_train_jitter": 4})
+    with pytest.raises(ParamsError, match=r"train_spatial.T_train_jitter: 4 must be smaller than train_spatial.T_train"):
+        load_params(params)

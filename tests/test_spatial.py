@@ -147,3 +147,15 @@ def test_eval_horizon_extends_to_T_eval(mirror, tmp_path):
     params = write_params(tmp_path / "params.yaml", **{**TINY_SPATIAL, "T_eval": 9})
     result = run_pipeline(tmp_path / "a", params)
     assert len(result["curve"]) == 9 and result["eval"]["T_eval"] == 9
+
+
+def test_other_mnist_family_sets_work_unchanged(mirror, tmp_path):
+    params = write_params(tmp_path / "params.yaml", **{**TINY_SPATIAL, "train_spatial.dataset": "fashion_mnist"})
+    out = tmp_path / "out"
+    download.main(["--params", str(params), "--out-dir", str(out), "--cache", str(tmp_path / "cache")])
+    assert (out / "fashion_mnist.pt").exists() and not (out / "mnist.pt").exists()
+    common = ["--params", str(params), "--data", str(out / "fashion_mnist.pt"), "--model", str(out / "m.pt")]
+    train_spatial.main(common + ["--curve", str(out / "t.csv"), "--metrics", str(out / "t.json")])
+    eval_spatial.main(common + ["--metrics", str(out / "e.json"), "--curve", str(out / "e.csv"),
+                                "--plot", str(out / "e.png")])
+    assert json.loads((out / "e.json").read_text())["test_samples"] == 10

@@ -121,7 +121,8 @@ SCHEMA: dict[str, Any] = {
         "loss": choice("count_ce", "count_mse"),
         "initial_potential": choice("half", "zero"),  # membrane potential at t=0, in thresholds
         "tau": Float(min=1.0),  # LIF membrane time constant, in timesteps (ignored for IF)
-        "T_train": Int(min=1),  # timesteps simulated per training image
+        "T_train": Int(min=1),  # timesteps simulated per training image (the centre, with jitter)
+        "T_train_jitter": Int(min=0),  # each batch draws T in [T_train - jitter, T_train + jitter]
         "augment_shift": Int(min=0, max=8),  # random translation of training images, in pixels
         "channels": Int(min=1),  # width of the first conv layer; the second has twice as many
         "output_population": Int(min=1),  # output neurons per class; a class's score is their spike count
@@ -158,6 +159,14 @@ def validate(raw: Any, schema: dict[str, Any] = SCHEMA, prefix: str = "") -> dic
     return checked
 
 
+def check_relations(params: dict[str, Any]) -> None:
+    """Constraints between keys."""
+    spatial = params["train_spatial"]
+    if spatial["T_train_jitter"] >= spatial["T_train"]:
+        raise ParamsError(f"train_spatial.T_train_jitter: {spatial['T_train_jitter']} must be smaller than "
+                          f"train_spatial.T_train ({spatial['T_train']}); allowed: 0 .. {spatial['T_train'] - 1}")
+
+
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     """Read and validate params.yaml."""
     path = Path(path)
@@ -167,7 +176,9 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
         raise ParamsError(f"{path}: file not found") from None
     except yaml.YAMLError as err:
         raise ParamsError(f"{path}: not valid YAML: {err}") from None
-    return validate(raw)
+    params = validate(raw)
+    check_relations(params)
+    return params
 
 
 def select(params: dict[str, Any], keys: list[str]) -> dict[str, Any]:

@@ -48,6 +48,15 @@ def random_translate(images: torch.Tensor, pad: int, generator: torch.Generator)
                   torch.arange(c, device=images.device)[None, :, None, None], rows, cols]
 
 
+def training_timesteps(T_train: int, jitter: int, generator: torch.Generator) -> int:
+    """T for one batch: uniform in [T_train - jitter, T_train + jitter]. Seeing several T in
+    training keeps the network from tuning itself to one T's quantisation, so accuracy holds
+    up when it is evaluated at larger T."""
+    if jitter == 0:
+        return T_train
+    return T_train - jitter + int(torch.randint(0, 2 * jitter + 1, (1,), generator=generator))
+
+
 def to_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 pixels -> [0, 1] floats (the first layer's BatchNorm does the normalisation)."""
     return images.float().div_(255.0)
@@ -73,8 +82,9 @@ def train_spatial(model: SpikingCNN, data: ImageDataset, cfg: dict[str, Any], ge
                    desc=f"train_spatial epoch {epoch}/{cfg['epochs']}", disable=not progress, leave=False)
         for idx in bar:
             x = random_translate(to_float(train_x[idx]), pad=cfg["augment_shift"], generator=generator)
-            counts = model(x, cfg["T_train"], method=cfg["method"])
-            loss = spike_count_loss(counts, train_y[idx], cfg["T_train"] * model.max_count_per_step, cfg["loss"])
+            T = training_timesteps(cfg["T_train"], cfg["T_train_jitter"], generator)
+            counts = model(x, T, method=cfg["method"])
+            loss = spike_count_loss(counts, train_y[idx], T * model.max_count_per_step, cfg["loss"])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
