@@ -12,8 +12,7 @@ from deepsnn import cli
 from deepsnn.checkpoint import load_checkpoint
 from deepsnn.conversion import LayerThreshold, SpikingOptions, convert
 from deepsnn.data import load_prepared
-from deepsnn.evaluation import curve_table, hardware, plot_accuracy_vs_T, simulate_dataset, write_curve_csv
-from deepsnn.io import write_json
+from deepsnn.evaluation import add_output_args, simulate_dataset, write_evaluation
 from deepsnn.params import load_params
 from deepsnn.simulation import ChainSimulator
 from deepsnn.ann_training import CIFAR10_MEAN, CIFAR10_STD, ann_accuracy, normalizer
@@ -38,9 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, required=True, help="prepared data set (.pt)")
     parser.add_argument("--model", type=Path, required=True, help="ANN checkpoint from train_ann")
     parser.add_argument("--snn", type=Path, required=True, help="SNN checkpoint from convert")
-    parser.add_argument("--metrics", type=Path, required=True)
-    parser.add_argument("--curve", type=Path, required=True, help="CSV: T, accuracy, latency")
-    parser.add_argument("--plot", type=Path, required=True, help="PNG of accuracy vs T")
+    add_output_args(parser)
     args = parser.parse_args(argv)
 
     params = load_params(args.params)
@@ -60,22 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     sim = simulate_dataset(simulator.step_outputs, data.test_images, T_max,
                            cfg["batch_size"], device, prepare=normalizer(CIFAR10_MEAN, CIFAR10_STD),
                            desc=f"eval_sweep T<={T_max}")
-    table = curve_table(sim, data.test_labels)
-    at_T_eval = table.iloc[T_eval - 1]
-    write_curve_csv(table, args.curve)
-    plot_accuracy_vs_T(table, args.plot, "VGG-16 converted to an SNN (CIFAR-10)", T_eval, reference=("ANN", ann_acc))
-    write_json({
-        "ann_accuracy": round(ann_acc, 4),
-        "snn_accuracy": round(float(at_T_eval["accuracy"]), 4),
-        "T_eval": T_eval,
-        "latency_s_per_sample": float(f"{at_T_eval['latency_s_per_sample']:.4g}"),
-        "latency_batch_size": cfg["batch_size"],
-        "device": sim.device,
-        "hardware": hardware(device),
-        "test_samples": sim.num_samples,
-        "eval_time_s": round(time.perf_counter() - start, 1),
-    }, args.metrics)
-    print(f"ANN {ann_acc:.2f}%, SNN {at_T_eval['accuracy']:.2f}% at T_eval={T_eval}")
+    write_evaluation(sim, data.test_labels, T_eval, args, "VGG-16 converted to an SNN (CIFAR-10)", "snn_accuracy",
+                     start, device, extra={"ann_accuracy": round(ann_acc, 4)}, reference=("ANN", ann_acc))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from deepsnn.io import atomic_path  # noqa: E402
+from deepsnn.io import atomic_path, write_json  # noqa: E402
 
 Simulator = Callable[[torch.Tensor, int, list], torch.Tensor]
 
@@ -128,3 +128,35 @@ def plot_accuracy_vs_T(table: pd.DataFrame, path: str | Path, title: str, T_eval
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
+
+
+def add_output_args(parser) -> None:
+    """The three outputs every evaluation stage writes."""
+    parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
+    parser.add_argument("--curve", type=Path, required=True, help="CSV to write: T, accuracy, latency")
+    parser.add_argument("--plot", type=Path, required=True, help="PNG to write: accuracy vs T")
+
+
+def write_evaluation(sim: Simulation, labels: torch.Tensor, T_eval: int, args, title: str, accuracy_key: str,
+                     started: float, device: torch.device, extra: dict | None = None,
+                     reference: tuple[str, float] | None = None) -> float:
+    """Write the curve CSV, the PNG and the flat metrics JSON of one evaluation; returns the
+    accuracy at T_eval. Metric keys do not depend on T, so `dvc metrics diff` lines up."""
+    table = curve_table(sim, labels)
+    at_T_eval = table.iloc[T_eval - 1]
+    write_curve_csv(table, args.curve)
+    plot_accuracy_vs_T(table, args.plot, title, T_eval, reference=reference)
+    write_json({
+        **(extra or {}),
+        accuracy_key: round(float(at_T_eval["accuracy"]), 4),
+        "T_eval": T_eval,
+        "latency_s_per_sample": float(f"{at_T_eval['latency_s_per_sample']:.4g}"),
+        "latency_batch_size": sim.batch_size,
+        "device": sim.device,
+        "hardware": hardware(device),
+        "test_samples": sim.num_samples,
+        "eval_time_s": round(time.perf_counter() - started, 1),
+    }, args.metrics)
+    print(f"{accuracy_key} {at_T_eval['accuracy']:.2f}% at T_eval={T_eval}; "
+          f"{at_T_eval['latency_s_per_sample'] * 1e3:.3f} ms/sample on {sim.device}")
+    return float(at_T_eval["accuracy"])
