@@ -192,9 +192,9 @@ def test_fast_simulator_matches_the_reference_loop(options):
     reference = reference_step_outputs(snn, x, 12)
     exact = ChainSimulator(snn, channels_last=False).step_outputs(x, 12)
     assert torch.equal(exact, reference)  # same ops in the same memory layout: bit-identical
-    fast = ChainSimulator(snn, channels_last=True).step_outputs(x, 12)
-    assert torch.equal(predictions_from_steps(fast), predictions_from_steps(reference))
-    assert (fast - reference).abs().max() <= 1e-3 * reference.abs().max()
+    relaid = ChainSimulator(snn, channels_last=True).step_outputs(x, 12)
+    assert torch.equal(predictions_from_steps(relaid), predictions_from_steps(reference))
+    assert (relaid - reference).abs().max() <= 1e-3 * reference.abs().max()
 
 
 def test_simulator_rejects_graphs_that_are_not_chains():

@@ -6,8 +6,10 @@ timestep), minus work that loop repeats:
     every step, so it is computed once;
   - IF neurons are stepped with the fused in-place update of `deepsnn.neurons.step` (about 4x
     faster on CPU than the module call), initial potential included;
-  - activations are channels_last and the loop runs under inference_mode.
-Predictions are identical to the reference loop (tests and bench/ check it).
+  - the loop runs under inference_mode.
+In the default (NCHW) layout its outputs are bit-identical to the reference loop; channels_last
+is optional (rounding-level differences; no faster on the project CPU). `bench/snn_simulation.py`
+measures both against SpikingJelly's loop.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def _if_config(node: sj_neuron.IFNode) -> tuple[NeuronConfig, float]:
 class ChainSimulator:
     """Simulate a converted chain SNN for T steps: `step_outputs(x, T)` -> [T, B, classes]."""
 
-    def __init__(self, snn: fx.GraphModule, channels_last: bool = True):
+    def __init__(self, snn: fx.GraphModule, channels_last: bool = False):
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         chain = chain_modules(snn)
         first_spiking = next(i for i, m in enumerate(chain) if isinstance(m, sj_neuron.IFNode))
