@@ -62,18 +62,22 @@ class Float:
 
 @dataclass(frozen=True)
 class Choice:
-    options: tuple[str, ...]
+    options: tuple
 
-    def check(self, key: str, value: Any) -> str:
-        if value not in self.options:
-            raise ParamsError(f"{key}: {value!r} is not allowed; allowed: {', '.join(self.options)}")
+    def check(self, key: str, value: Any) -> Any:
+        if isinstance(value, bool) or value not in self.options:
+            raise ParamsError(f"{key}: {value!r} is not allowed; allowed: {self.describe()}")
         return value
 
     def describe(self) -> str:
-        return ", ".join(self.options)
+        return ", ".join(str(o) for o in self.options)
 
 
 def choice(*options: str) -> Choice:
+    return Choice(tuple(options))
+
+
+def choice_int(*options: int) -> Choice:
     return Choice(tuple(options))
 
 
@@ -125,6 +129,7 @@ SCHEMA: dict[str, Any] = {
         "T_train_jitter": Int(min=0),  # each batch draws T in [T_train - jitter, T_train + jitter]
         "augment_shift": Int(min=0, max=8),  # random translation of training images, in pixels
         "channels": Int(min=1),  # width of the first conv layer; the second has twice as many
+        "conv1_kernel": choice_int(3, 5, 7),  # conv1 kernel size (computed once per image)
         "output_population": Int(min=1),  # output neurons per class; a class's score is their spike count
         "epochs": Int(min=1),
         "batch_size": Int(min=1),

@@ -64,11 +64,13 @@ class SpikingCNN(nn.Module):
     current is computed once. T is given at call time."""
 
     def __init__(self, channels: int = 32, num_classes: int = 10, in_channels: int = 1,
-                 image_size: int = 28, neuron_config: NeuronConfig = NeuronConfig(), population: int = 1):
+                 image_size: int = 28, neuron_config: NeuronConfig = NeuronConfig(), population: int = 1,
+                 conv1_kernel: int = 3):
         super().__init__()
         self.neuron_config = neuron_config
         self.num_classes, self.population = num_classes, population
-        self.conv1 = nn.Conv2d(in_channels, channels, 3, padding=1, bias=False)
+        # conv1 runs once per image (its input is constant), so a wider kernel is nearly free
+        self.conv1 = nn.Conv2d(in_channels, channels, conv1_kernel, padding=conv1_kernel // 2, bias=False)
         self.bn1 = nn.BatchNorm2d(channels)
         self.conv2 = nn.Conv2d(channels, 2 * channels, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(2 * channels)
@@ -206,7 +208,9 @@ def build_spatial_model(cfg: dict, data: ImageDataset | None = None) -> SpikingC
     neuron_config = NeuronConfig(cfg["neuron"], cfg["reset"], cfg["surrogate"], cfg["tau"],
                                  v_init=0.5 if cfg["initial_potential"] == "half" else 0.0)
     if data is None:
-        return SpikingCNN(cfg["channels"], neuron_config=neuron_config, population=cfg["output_population"])
+        return SpikingCNN(cfg["channels"], neuron_config=neuron_config, population=cfg["output_population"],
+                          conv1_kernel=cfg["conv1_kernel"])
     _, in_channels, size, _ = data.train_images.shape
     return SpikingCNN(cfg["channels"], num_classes=len(data.classes), in_channels=in_channels,
-                      image_size=size, neuron_config=neuron_config, population=cfg["output_population"])
+                      image_size=size, neuron_config=neuron_config, population=cfg["output_population"],
+                      conv1_kernel=cfg["conv1_kernel"])
