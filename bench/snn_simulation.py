@@ -32,14 +32,10 @@ def random_snn(batch: torch.Tensor) -> torch.nn.Module:
 
 
 def trained_snn(snn_path: str, ann_path: str) -> torch.nn.Module:
-    from deepsnn.checkpoint import load_checkpoint
-    from deepsnn.vgg import build_vgg
+    from deepsnn.ann_training import load_trained_vgg
     from stages.eval_sweep import load_snn
 
-    checkpoint = load_checkpoint(ann_path)
-    ann = build_vgg(checkpoint["params"]["train_ann"])
-    ann.load_state_dict(checkpoint["state_dict"])
-    return load_snn(snn_path, ann.eval())
+    return load_snn(snn_path, load_trained_vgg(ann_path)[0])
 
 
 def timed(fn, batches, T):

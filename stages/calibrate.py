@@ -6,13 +6,11 @@ import argparse
 from pathlib import Path
 
 from deepsnn import cli
-from deepsnn.checkpoint import load_checkpoint
 from deepsnn.conversion import calibrate_thresholds, write_thresholds
 from deepsnn.data import load_prepared
 from deepsnn.params import ParamsError, load_params
-from deepsnn.ann_training import CIFAR10_MEAN, CIFAR10_STD, normalizer
+from deepsnn.ann_training import CIFAR10_MEAN, CIFAR10_STD, load_trained_vgg, normalizer
 from deepsnn.training import pick_device
-from deepsnn.vgg import build_vgg
 
 PARAMS = ["calibrate"]  # must match dvc.yaml
 
@@ -26,14 +24,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     cfg = load_params(args.params)["calibrate"]
-    checkpoint = load_checkpoint(args.model)
-    if cfg["mode"] == "qcfs" and checkpoint["params"]["train_ann"]["activation"] != "qcfs":
+    model, ann_params = load_trained_vgg(args.model)
+    if cfg["mode"] == "qcfs" and ann_params["train_ann"]["activation"] != "qcfs":
         raise ParamsError("calibrate.mode: 'qcfs' needs train_ann.activation: qcfs; "
                               "allowed for a relu network: max, percentile")
     device = pick_device()
-    model = build_vgg(checkpoint["params"]["train_ann"])
-    model.load_state_dict(checkpoint["state_dict"])
-    model.to(device).eval()
+    model.to(device)
     data = load_prepared(args.data)
     prepare = normalizer(CIFAR10_MEAN, CIFAR10_STD)
     images = data.train_images[:cfg["images"]]  # fixed, un-augmented training images

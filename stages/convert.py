@@ -6,11 +6,10 @@ import argparse
 from pathlib import Path
 
 from deepsnn import cli
-from deepsnn.checkpoint import load_checkpoint
+from deepsnn.ann_training import load_trained_vgg
 from deepsnn.conversion import SpikingOptions, convert, read_thresholds
 from deepsnn.io import atomic_save
 from deepsnn.params import load_params, select
-from deepsnn.vgg import build_vgg
 
 PARAMS = ["convert"]  # must match dvc.yaml
 
@@ -25,13 +24,11 @@ def main(argv: list[str] | None = None) -> None:
 
     params = load_params(args.params)
     options = SpikingOptions(**params["convert"])
-    checkpoint = load_checkpoint(args.model)
-    ann = build_vgg(checkpoint["params"]["train_ann"])
-    ann.load_state_dict(checkpoint["state_dict"])
+    ann, ann_params = load_trained_vgg(args.model)
     thresholds = read_thresholds(args.thresholds)
     snn = convert(ann, thresholds, options)
     # everything eval_sweep needs to rebuild the SNN without calibration data
-    atomic_save({"state_dict": snn.state_dict(), "ann_params": checkpoint["params"],
+    atomic_save({"state_dict": snn.state_dict(), "ann_params": ann_params,
                  "thresholds": [t.__dict__ for t in thresholds], "options": options.__dict__,
                  "params": select(params, PARAMS)}, args.snn)
     spiking = sum(1 for name, _ in snn.named_modules() if name.endswith("if_node"))

@@ -15,9 +15,8 @@ from deepsnn.data import load_prepared
 from deepsnn.evaluation import add_output_args, simulate_dataset, write_evaluation
 from deepsnn.params import load_params
 from deepsnn.simulation import ChainSimulator
-from deepsnn.ann_training import CIFAR10_MEAN, CIFAR10_STD, ann_accuracy, normalizer
+from deepsnn.ann_training import CIFAR10_MEAN, CIFAR10_STD, ann_accuracy, load_trained_vgg, normalizer
 from deepsnn.training import pick_device
-from deepsnn.vgg import build_vgg
 
 PARAMS = ["T_eval", "eval_sweep"]  # must match dvc.yaml
 
@@ -44,10 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     cfg, T_eval = params["eval_sweep"], params["T_eval"]
     device = pick_device()
     data = load_prepared(args.data)
-    checkpoint = load_checkpoint(args.model)
-    ann = build_vgg(checkpoint["params"]["train_ann"])
-    ann.load_state_dict(checkpoint["state_dict"])
-    ann.to(device).eval()
+    ann, _ = load_trained_vgg(args.model)
+    ann.to(device)
 
     start = time.perf_counter()
     ann_acc = ann_accuracy(ann, data.test_images, data.test_labels, device)

@@ -13,8 +13,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from deepsnn.checkpoint import load_checkpoint
 from deepsnn.data import ImageDataset
 from deepsnn.training import batch_indices, random_translate, to_float
+from deepsnn.vgg import VGG, build_vgg
 
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -98,3 +100,11 @@ def ann_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, d
     for idx in batch_indices(len(labels), batch_size):
         correct += (model(prepare(images[idx].to(device))).argmax(1) == labels[idx].to(device)).sum().item()
     return 100.0 * correct / len(labels)
+
+
+def load_trained_vgg(path) -> tuple[VGG, dict]:
+    """The ANN saved by train_ann (eval mode, on CPU) and the params that made it."""
+    checkpoint = load_checkpoint(path)
+    model = build_vgg(checkpoint["params"]["train_ann"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval(), checkpoint["params"]
