@@ -35,8 +35,3 @@ def atomic_save(obj: Any, path: str | Path) -> None:
 def write_json(obj: dict[str, Any], path: str | Path) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
-
-
-def write_text(text: str, path: str | Path) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
