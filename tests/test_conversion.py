@@ -134,7 +134,7 @@ def test_bad_conversion_params_are_named(path, value, expected):
 
 
 TINY_CONVERSION = {"train_ann.epochs": 1, "train_ann.batch_size": 8, "train_ann.width": WIDTH,
-                   "train_ann.lr": 0.05, "calibrate.images": 12, "calibrate.batch_size": 6,
+                   "train_ann.lr": 0.05, "train_ann.compile": False, "calibrate.images": 12, "calibrate.batch_size": 6,
                    "eval_sweep.horizon": 6, "eval_sweep.batch_size": 4, "T_eval": 4}
 
 

@@ -52,7 +52,12 @@ def train_ann(model: nn.Module, data: ImageDataset, cfg: dict[str, Any], generat
     model.to(device).to(memory_format=torch.channels_last)
     prepare = normalizer(CIFAR10_MEAN, CIFAR10_STD)
     train_x, train_y = data.train_images.to(device), data.train_labels.to(device)
-    steps_per_epoch = -(-len(train_y) // cfg["batch_size"])
+    # The last partial batch of each epoch is dropped: fixed shapes, so torch.compile compiles once.
+    steps_per_epoch = max(1, len(train_y) // cfg["batch_size"])
+    # Compiling fuses BatchNorm and the activation's elementwise work into the convs' neighbours:
+    # VGG-16 + QCFS trained at 109 img/s instead of 86 on this 2-core CPU. `model` shares the
+    # weights and stays eager for evaluation.
+    forward = torch.compile(model) if cfg["compile"] else model
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=0.9, nesterov=True,
                                 weight_decay=cfg["weight_decay"])
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg["lr"], pct_start=0.25,
@@ -64,12 +69,13 @@ def train_ann(model: nn.Module, data: ImageDataset, cfg: dict[str, Any], generat
         model.train()
         start = time.perf_counter()
         loss_sum = correct = seen = 0.0
-        bar = tqdm(batch_indices(len(train_y), cfg["batch_size"], generator), total=steps_per_epoch,
-                   desc=f"train_ann epoch {epoch}/{cfg['epochs']}", disable=not progress, leave=False)
-        for idx in bar:
+        batches = zip(range(steps_per_epoch), batch_indices(len(train_y), cfg["batch_size"], generator))
+        bar = tqdm(batches, total=steps_per_epoch, desc=f"train_ann epoch {epoch}/{cfg['epochs']}",
+                   disable=not progress, leave=False)
+        for _, idx in bar:
             x = random_flip(random_translate(train_x[idx], pad=4, generator=generator), generator)
             with autocast(device, cfg["precision"]):
-                logits = model(prepare(x))
+                logits = forward(prepare(x))
                 loss = criterion(logits.float(), train_y[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
