@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from deepsnn import cli
 from deepsnn.conversion import calibrate_thresholds, write_thresholds
 from deepsnn.data import load_prepared
+from deepsnn.io import write_json
 from deepsnn.params import ParamsError, load_params
 from deepsnn.ann_training import CIFAR10_MEAN, CIFAR10_STD, load_trained_vgg, normalizer
 from deepsnn.training import pick_device
@@ -21,9 +23,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, required=True, help="prepared data set (.pt)")
     parser.add_argument("--model", type=Path, required=True, help="ANN checkpoint from train_ann")
     parser.add_argument("--thresholds", type=Path, required=True, help="CSV to write")
+    parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
     args = parser.parse_args(argv)
 
     cfg = load_params(args.params)["calibrate"]
+    start = time.perf_counter()
     model, ann_params = load_trained_vgg(args.model)
     if cfg["mode"] == "qcfs" and ann_params["train_ann"]["activation"] != "qcfs":
         raise ParamsError("calibrate.mode: 'qcfs' needs train_ann.activation: qcfs; "
@@ -36,6 +40,8 @@ def main(argv: list[str] | None = None) -> None:
     batches = (prepare(images[i:i + cfg["batch_size"]].to(device)) for i in range(0, len(images), cfg["batch_size"]))
     thresholds = calibrate_thresholds(model, batches, cfg["mode"], cfg["percentile"])
     write_thresholds(thresholds, args.thresholds)
+    write_json({"calibrate_time_s": round(time.perf_counter() - start, 1), "calibrated_layers": len(thresholds),
+                "calibration_images": len(images)}, args.metrics)
     for t in thresholds:
         print(f"{t.layer:>14}  {t.threshold:9.4f}  {t.statistic}")
 

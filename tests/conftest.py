@@ -124,3 +124,10 @@ def copy_repo(dest: Path) -> Path:
     subprocess.run(["git", "config", "user.email", "ci@example.com"], cwd=dest, check=True)
     subprocess.run(["git", "config", "user.name", "CI"], cwd=dest, check=True)
     return dest
+
+
+def eval_args(out: Path, name: str = "eval") -> list[str]:
+    """The output arguments of an evaluation stage, all written under `out`."""
+    return ["--simulation", str(out / f"{name}_simulation.pt"), "--metrics", str(out / f"{name}.json"),
+            "--curve", str(out / f"{name}.csv"), "--layers", str(out / f"{name}_layers.csv"),
+            "--plot", str(out / f"{name}.png"), "--energy-plot", str(out / f"{name}_energy.png")]

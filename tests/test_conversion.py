@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import write_params
+from conftest import eval_args, write_params
 from deepsnn.conversion import (LayerThreshold, SpikingOptions, activation_layers, calibrate_thresholds, convert,
                                 read_thresholds, reference_step_outputs, relu_network, write_thresholds)
 from deepsnn.errors import ConversionError
@@ -145,12 +145,14 @@ def run_conversion(tmp_path, params) -> dict:
     p = ["--params", str(params)]
     train_ann.main(p + ["--data", str(data), "--model", str(ann), "--curve", str(out / "ann.csv"),
                         "--metrics", str(out / "ann.json")])
-    calibrate.main(p + ["--data", str(data), "--model", str(ann), "--thresholds", str(th)])
-    convert_stage.main(p + ["--model", str(ann), "--thresholds", str(th), "--snn", str(snn)])
-    eval_sweep.main(p + ["--data", str(data), "--model", str(ann), "--snn", str(snn), "--metrics", str(out / "m.json"),
-                         "--curve", str(out / "curve.csv"), "--plot", str(out / "curve.png")])
-    return {"metrics": json.loads((out / "m.json").read_text()), "curve": pd.read_csv(out / "curve.csv"),
-            "thresholds": read_thresholds(th)}
+    calibrate.main(p + ["--data", str(data), "--model", str(ann), "--thresholds", str(th),
+                        "--metrics", str(out / "calibrate.json")])
+    convert_stage.main(p + ["--model", str(ann), "--thresholds", str(th), "--snn", str(snn),
+                            "--metrics", str(out / "convert.json")])
+    eval_sweep.main(p + ["--data", str(data), "--model", str(ann), "--snn", str(snn)] + eval_args(out))
+    return {"metrics": json.loads((out / "eval.json").read_text()), "curve": pd.read_csv(out / "eval.csv"),
+            "layers": pd.read_csv(out / "eval_layers.csv"), "thresholds": read_thresholds(th),
+            "times": {name: json.loads((out / f"{name}.json").read_text()) for name in ("calibrate", "convert")}}
 
 
 @pytest.mark.parametrize("mode", ["qcfs", "max"])
@@ -167,6 +169,10 @@ def test_conversion_stages_smoke_run_and_repeat_exactly(mirror, tmp_path, mode):
     assert list(first["curve"]["accuracy"]) == list(second["curve"]["accuracy"])
     assert first["thresholds"] == second["thresholds"]
     assert first["metrics"]["ann_accuracy"] == second["metrics"]["ann_accuracy"]
+    assert len(first["layers"]) == 15 and first["metrics"]["synops_per_sample"] > 0
+    assert first["metrics"]["analog_macs_per_sample"] < first["metrics"]["ann_macs_per_sample"]
+    assert list(first["layers"]["synops_per_sample"]) == list(second["layers"]["synops_per_sample"])
+    assert first["times"]["calibrate"]["calibrate_time_s"] >= 0 and first["times"]["convert"]["convert_time_s"] >= 0
 
 
 def test_calibrate_stage_refuses_qcfs_mode_for_a_relu_network(mirror, tmp_path):
@@ -177,7 +183,7 @@ def test_calibrate_stage_refuses_qcfs_mode_for_a_relu_network(mirror, tmp_path):
                     "--curve", str(out / "c.csv"), "--metrics", str(out / "m.json")])
     with pytest.raises(ParamsError, match="calibrate.mode: 'qcfs' needs train_ann.activation: qcfs"):
         calibrate.main(["--params", str(params), "--data", str(out / "cifar10.pt"), "--model", str(out / "ann.pt"),
-                        "--thresholds", str(out / "t.csv")])
+                        "--thresholds", str(out / "t.csv"), "--metrics", str(out / "c.json")])
     assert not (out / "t.csv").exists()
 
 

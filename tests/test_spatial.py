@@ -9,7 +9,7 @@ import pytest
 import torch
 from spikingjelly.activation_based import functional
 
-from conftest import TINY_SPATIAL, write_params
+from conftest import TINY_SPATIAL, eval_args, write_params
 from deepsnn.neurons import NeuronConfig, step
 from deepsnn.spatial import SpikingCNN, bn_affine, spike_count_loss
 from stages import download, eval_spatial, train_spatial
@@ -118,8 +118,7 @@ def run_pipeline(tmp_path, params) -> dict:
     download.main(["--params", str(params), "--out-dir", str(out), "--cache", str(tmp_path / "cache")])
     common = ["--params", str(params), "--data", str(out / "mnist.pt"), "--model", str(out / "spatial.pt")]
     train_spatial.main(common + ["--curve", str(out / "train.csv"), "--metrics", str(out / "train.json")])
-    eval_spatial.main(common + ["--metrics", str(out / "eval.json"), "--curve", str(out / "eval.csv"),
-                                "--plot", str(out / "eval.png")])
+    eval_spatial.main(common + eval_args(out))
     return {"train": json.loads((out / "train.json").read_text()), "eval": json.loads((out / "eval.json").read_text()),
             "curve": pd.read_csv(out / "eval.csv"), "state": torch.load(out / "spatial.pt")["state_dict"],
             "png": (out / "eval.png").read_bytes()[:8]}
@@ -156,6 +155,45 @@ def test_other_mnist_family_sets_work_unchanged(mirror, tmp_path):
     assert (out / "fashion_mnist.pt").exists() and not (out / "mnist.pt").exists()
     common = ["--params", str(params), "--data", str(out / "fashion_mnist.pt"), "--model", str(out / "m.pt")]
     train_spatial.main(common + ["--curve", str(out / "t.csv"), "--metrics", str(out / "t.json")])
-    eval_spatial.main(common + ["--metrics", str(out / "e.json"), "--curve", str(out / "e.csv"),
-                                "--plot", str(out / "e.png")])
+    eval_spatial.main(common + eval_args(out, "e"))
     assert json.loads((out / "e.json").read_text())["test_samples"] == 10
+
+
+def test_eval_reads_T_eval_off_the_stored_simulation_and_extends_it_beyond(mirror, tmp_path):
+    first = run_pipeline(tmp_path, write_params(tmp_path / "params.yaml", **TINY_SPATIAL))  # horizon 5, T_eval 3
+    out = tmp_path / "out"
+    assert first["eval"]["simulation_reused"] is False
+
+    def evaluate(T_eval: int) -> tuple[dict, pd.DataFrame]:
+        params = write_params(tmp_path / f"params{T_eval}.yaml", **{**TINY_SPATIAL, "T_eval": T_eval})
+        eval_spatial.main(["--params", str(params), "--data", str(out / "mnist.pt"), "--model", str(out / "spatial.pt")]
+                          + eval_args(out))
+        return json.loads((out / "eval.json").read_text()), pd.read_csv(out / "eval.csv")
+
+    metrics, curve = evaluate(4)  # within the horizon: nothing simulated again
+    assert metrics["simulation_reused"] is True and metrics["T_eval"] == 4
+    assert list(curve["accuracy"]) == list(first["curve"]["accuracy"])
+    assert metrics["accuracy"] == curve["accuracy"][3]
+    assert metrics["synops_per_sample"] == pytest.approx(curve["synops_per_sample"][3], rel=1e-4)
+
+    metrics, curve = evaluate(7)  # beyond it: simulated again, to 7 steps; the first 5 agree
+    assert metrics["simulation_reused"] is False and len(curve) == 7
+    assert list(curve["accuracy"][:5]) == list(first["curve"]["accuracy"])
+    assert list(curve["synops_per_sample"][:5]) == list(first["curve"]["synops_per_sample"])
+    assert evaluate(6)[0]["simulation_reused"] is True
+
+    torch.save({**torch.load(out / "spatial.pt"), "note": "another model"}, out / "spatial.pt")
+    assert evaluate(6)[0]["simulation_reused"] is False  # the model file changed
+
+
+def test_eval_reports_spike_statistics_and_energy(mirror, tmp_path):
+    result = run_pipeline(tmp_path, write_params(tmp_path / "params.yaml", **TINY_SPATIAL))
+    metrics, layers = result["eval"], pd.read_csv(tmp_path / "out" / "eval_layers.csv")
+    assert list(layers["layer"]) == ["sn1", "sn2", "sn3"]
+    assert layers["neurons"].tolist()[2] == 10 * TINY_SPATIAL.get("train_spatial.output_population", 10)
+    assert ((layers["firing_rate"] >= 0) & (layers["firing_rate"] <= 1)).all()
+    assert metrics["synops_per_sample"] == pytest.approx(layers["synops_per_sample"].sum(), rel=1e-4)
+    assert layers["synops_per_sample"].tolist()[2] == 0  # output spikes are read out, they drive no synapses
+    assert 0 < metrics["energy_ratio"] == pytest.approx(
+        metrics["energy_uj_per_sample"] / metrics["ann_energy_uj_per_sample"], rel=1e-3)
+    assert (tmp_path / "out" / "eval_energy.png").read_bytes()[:4] == b"\x89PNG"

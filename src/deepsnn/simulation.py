@@ -18,6 +18,7 @@ import torch
 from spikingjelly.activation_based import neuron as sj_neuron
 from torch import fx, nn
 
+from deepsnn.energy import SpikeCounter, SpikingLayer
 from deepsnn.neurons import NeuronConfig, step
 
 
@@ -50,36 +51,50 @@ def _if_config(node: sj_neuron.IFNode) -> tuple[NeuronConfig, float]:
 
 
 class ChainSimulator:
-    """Simulate a converted chain SNN for T steps: `step_outputs(x, T)` -> [T, B, classes]."""
+    """Simulate a converted chain SNN for T steps: `step_outputs(x, T)` -> [T, B, classes].
+
+    `prefix` holds the layers before the first spiking layer (analog input, computed once);
+    `spiking_layers` names each IF layer and the modules its spikes pass through, for counting."""
 
     def __init__(self, snn: fx.GraphModule, channels_last: bool = False):
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        names = {id(m): name for name, m in snn.named_modules()}
         chain = chain_modules(snn)
         first_spiking = next(i for i, m in enumerate(chain) if isinstance(m, sj_neuron.IFNode))
         self.prefix = nn.Sequential(*chain[:first_spiking]).eval()
-        self.suffix = []
+        self.suffix: list = []
+        self.spiking_layers: list[SpikingLayer] = []
         for module in chain[first_spiking:]:
             if isinstance(module, sj_neuron.IFNode):
                 self.suffix.append(_if_config(module))
+                self.spiking_layers.append(SpikingLayer(names[id(module)], []))
             else:
                 self.suffix.append(module.eval())
+                self.spiking_layers[-1].downstream.append(module)
 
     @torch.inference_mode()
-    def step_outputs(self, x: torch.Tensor, T: int, clock: list | None = None) -> torch.Tensor:
+    def step_outputs(self, x: torch.Tensor, T: int, clock: list | None = None,
+                     counter: SpikeCounter | None = None) -> torch.Tensor:
         current = self.prefix(x.contiguous(memory_format=self.memory_format))
         potentials: dict[int, torch.Tensor] = {}
         outputs = []
         for _ in range(T):
             h = current
+            spiking = 0
             for i, layer in enumerate(self.suffix):
                 if isinstance(layer, tuple):
                     cfg, initial = layer
                     if i not in potentials:
                         potentials[i] = torch.full_like(h, initial)
                     h = step(potentials[i], h, cfg)
+                    if counter is not None:
+                        counter.record(spiking, h)
+                    spiking += 1
                 else:
                     h = layer(h)
             outputs.append(h)
             if clock is not None:
                 clock.tick()
+        if counter is not None:
+            counter.end_batch()
         return torch.stack(outputs)

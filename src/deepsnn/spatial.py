@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from spikingjelly.activation_based import functional
 from torch import nn
 
+from deepsnn.energy import SpikeCounter, SpikingLayer
 from deepsnn.neurons import NeuronConfig, step
 
 if TYPE_CHECKING:
@@ -137,9 +138,11 @@ class SpikingCNN(nn.Module):
     @torch.no_grad()
     def simulate(self, x: torch.Tensor, T: int, current1: torch.Tensor | None = None,
                  scale2: torch.Tensor | None = None, shift2: torch.Tensor | None = None,
-                 clock: list | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                 clock: list | None = None, counter: SpikeCounter | None = None,
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Step-by-step simulation. Returns the output spikes of every step [T, B, classes]
-        and the firing rates of the three layers; `clock.tick()` is called after each step."""
+        and the firing rates of the three layers; `clock.tick()` is called after each step and
+        `counter` (see `spiking_layers`) is handed each layer's spikes."""
         if current1 is None:
             current1 = self.layer1_current(x)
         if scale2 is None:
@@ -164,13 +167,27 @@ class SpikingCNN(nn.Module):
             total2 += s2
             total3 += s3
             out_steps.append(self.class_counts(s3))
+            if counter is not None:
+                for layer, spikes in enumerate((s1, s2, s3)):
+                    counter.record(layer, spikes)
             if clock is not None:
                 clock.tick()
+        if counter is not None:
+            counter.end_batch()
         return torch.stack(out_steps), total1 / T, total2 / T, total3 / T
 
-    def step_outputs(self, x: torch.Tensor, T: int, clock: list | None = None) -> torch.Tensor:
+    @property
+    def spiking_layers(self) -> list[SpikingLayer]:
+        """The three IF layers and the modules their spikes pass through (BatchNorm's per-channel
+        affine map after conv2 does not change who is connected to whom)."""
+        return [SpikingLayer("sn1", [self.pool, self.conv2]),
+                SpikingLayer("sn2", [self.pool, nn.Flatten(), self.fc]),
+                SpikingLayer("sn3", [])]
+
+    def step_outputs(self, x: torch.Tensor, T: int, clock: list | None = None,
+                     counter: SpikeCounter | None = None) -> torch.Tensor:
         """Output spikes of every step, [T, B, classes] (the evaluation simulator)."""
-        return self.simulate(x, T, clock=clock)[0]
+        return self.simulate(x, T, clock=clock, counter=counter)[0]
 
     def _forward_bptt(self, x: torch.Tensor, T: int) -> torch.Tensor:
         """Multi-step SNN, the whole time loop in the autograd graph."""
