@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import eval_args, write_params
+from conftest import TINY_CONVERSION, eval_args, write_params
 from deepsnn.conversion import (LayerThreshold, SpikingOptions, activation_layers, calibrate_thresholds, convert,
                                 read_thresholds, reference_step_outputs, relu_network, write_thresholds)
 from deepsnn.errors import ConversionError
@@ -131,11 +131,6 @@ def test_bad_conversion_params_are_named(path, value, expected):
     params[section][key] = value
     with pytest.raises(ParamsError, match=expected):
         validate(params)
-
-
-TINY_CONVERSION = {"train_ann.epochs": 1, "train_ann.batch_size": 8, "train_ann.width": WIDTH,
-                   "train_ann.lr": 0.05, "train_ann.compile": False, "calibrate.images": 12, "calibrate.batch_size": 6,
-                   "eval_sweep.horizon": 6, "eval_sweep.batch_size": 4, "T_eval": 4}
 
 
 def run_conversion(tmp_path, params) -> dict:

@@ -1,0 +1,47 @@
+"""Integration: the review workflow on tiny params in a temporary copy of the repository.
+
+Full `dvc repro`, then `dvc exp run -S T_eval=<other>`: training is skipped, evaluation reads
+the stored simulation, and `dvc metrics diff` shows what changed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from conftest import TINY_CONVERSION, TINY_SPATIAL, copy_repo, write_params
+from test_dvc_download import dvc
+
+
+def git(repo, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+
+
+def test_repro_then_experiment_on_T_eval_reevaluates_only(mirror, tmp_path):
+    repo = copy_repo(tmp_path / "repo")
+    write_params(repo / "params.yaml", **{**TINY_SPATIAL, **TINY_CONVERSION, "T_eval": 3})  # horizons 5 and 6
+    run = dvc(repo, "repro")
+    assert run.returncode == 0, run.stdout + run.stderr
+    before = {name: json.loads((repo / "metrics" / f"{name}.json").read_text()) for name in ("eval_sweep", "eval_spatial")}
+    assert before["eval_sweep"]["T_eval"] == 3 and not before["eval_sweep"]["simulation_reused"]
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "baseline run")
+
+    exp = dvc(repo, "exp", "run", "-S", "T_eval=4")
+    assert exp.returncode == 0, exp.stdout + exp.stderr
+    for stage in ("download", "train_ann", "calibrate", "convert", "train_spatial"):
+        assert f"Stage '{stage}' didn't change, skipping" in exp.stdout, stage
+    for stage in ("eval_sweep", "eval_spatial"):
+        assert f"Running stage '{stage}'" in exp.stdout, stage
+        after = json.loads((repo / "metrics" / f"{stage}.json").read_text())
+        assert after["T_eval"] == 4 and after["simulation_reused"] is True  # nothing simulated again
+
+    diff = dvc(repo, "metrics", "diff", "--json")
+    assert diff.returncode == 0, diff.stderr
+    changes = json.loads(diff.stdout)
+    assert changes["metrics/eval_sweep.json"]["T_eval"] == {"old": 3, "new": 4, "diff": 1}
+    assert changes["metrics/eval_spatial.json"]["T_eval"]["new"] == 4
+    assert "metrics/train_ann.json" not in changes and "metrics/train_spatial.json" not in changes
+
+    show = dvc(repo, "exp", "show", "--csv")
+    assert show.returncode == 0 and "T_eval" in show.stdout and "snn_accuracy" in show.stdout, show.stdout
