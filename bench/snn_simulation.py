@@ -2,10 +2,16 @@
 
     python bench/snn_simulation.py [--snn models/snn.pt --ann models/ann.pt] [--T 32] [--batch 100] [--batches 2]
 
-Same network, same batches: the reference loop (reset, then `out += net(x)` per timestep) and
-ChainSimulator in exact (NCHW) and channels_last layouts. Prints throughput in images x
-timesteps per second, the ratios, and whether the predictions at every t agree. Without
-checkpoints it converts a VGG-16 with random weights (max-calibrated on the batch itself).
+Same network, same batches, measured side by side in one process:
+  - SpikingJelly's reference loop, as in its ann2snn example (`val` in
+    spikingjelly/activation_based/ann2snn/examples/resnet18_cifar10.py): under no_grad, reset,
+    then `out += net(x)` once per timestep (plus an argmax per step to compare predictions);
+  - ChainSimulator in the exact (NCHW) layout, as eval_sweep runs it;
+  - ChainSimulator in channels_last (rounding-level differences);
+  - ChainSimulator with spike counting on (what eval_sweep does): the counting overhead.
+Prints throughput in images x timesteps per second, the ratios, and whether the predictions at
+every t agree with the reference. Without checkpoints it converts a VGG-16 with random weights
+(max-calibrated on the batch itself).
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ import argparse
 import time
 
 import torch
+from spikingjelly.activation_based import functional
 
-from deepsnn.conversion import calibrate_thresholds, convert, reference_step_outputs
+from deepsnn.conversion import calibrate_thresholds, convert
+from deepsnn.energy import SpikeCounter
 from deepsnn.evaluation import hardware, predictions_from_steps
 from deepsnn.simulation import ChainSimulator
 from deepsnn.vgg import VGG
@@ -38,10 +46,25 @@ def trained_snn(snn_path: str, ann_path: str) -> torch.nn.Module:
     return load_snn(snn_path, load_trained_vgg(ann_path)[0])
 
 
-def timed(fn, batches, T):
+def spikingjelly_loop(net: torch.nn.Module, x: torch.Tensor, T: int) -> torch.Tensor:
+    """SpikingJelly's example loop; returns the prediction after every step, [T, B]."""
+    predictions = []
+    with torch.no_grad():
+        functional.reset_net(net)
+        out = net(x)
+        predictions.append(out.argmax(1))
+        for _ in range(1, T):
+            out += net(x)
+            predictions.append(out.argmax(1))
+    return torch.stack(predictions)
+
+
+def timed(fn, batches: list[torch.Tensor], T: int) -> tuple[list[torch.Tensor], float]:
     outputs, start = [], time.perf_counter()
     for x in batches:
         outputs.append(fn(x, T))
+    if batches[0].is_cuda:
+        torch.cuda.synchronize()
     return outputs, time.perf_counter() - start
 
 
@@ -56,21 +79,34 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     generator = torch.Generator().manual_seed(1)
     batches = [torch.randn(args.batch, 3, 32, 32, generator=generator).to(device) for _ in range(args.batches)]
-    snn = (trained_snn(args.snn, args.ann) if args.snn else random_snn(batches[0].cpu())).to(device)
-    print(f"{hardware(device)}, torch {torch.__version__}, T={args.T}, {args.batches} batches of {args.batch}")
+    snn = (trained_snn(args.snn, args.ann) if args.snn else random_snn(batches[0].cpu())).to(device).eval()
+    print(f"{hardware(device)}, torch {torch.__version__}, "
+          f"{'trained' if args.snn else 'random-weight'} VGG-16 SNN, T={args.T}, {args.batches} batches of {args.batch}")
 
-    with torch.inference_mode():
-        reference, t_ref = timed(lambda x, T: reference_step_outputs(snn, x, T), batches, args.T)
-        work = args.batch * args.batches * args.T
-        print(f"spikingjelly loop      {work / t_ref:8.1f} images x timesteps / s")
-        for name, channels_last in (("exact (NCHW)", False), ("channels_last", True)):
-            simulator = ChainSimulator(snn, channels_last=channels_last)
-            outputs, seconds = timed(simulator.step_outputs, batches, args.T)
-            same = all(torch.equal(predictions_from_steps(a), predictions_from_steps(b))
-                       for a, b in zip(outputs, reference))
-            diff = max((a - b).abs().max().item() for a, b in zip(outputs, reference))
-            print(f"ChainSimulator {name:13s} {work / seconds:8.1f} images x timesteps / s  "
-                  f"ratio {t_ref / seconds:.2f}x  predictions identical at every t: {same}  max |output diff| {diff:.2g}")
+    exact = ChainSimulator(snn)
+    counter = SpikeCounter(exact.spiking_layers, args.T)
+    candidates = {
+        "ChainSimulator (NCHW, exact)": lambda x, T: predictions_from_steps(exact.step_outputs(x, T)),
+        "ChainSimulator channels_last": lambda x, T: predictions_from_steps(
+            ChainSimulator(snn, channels_last=True).step_outputs(x, T)),
+        "ChainSimulator + spike counts": lambda x, T: predictions_from_steps(
+            exact.step_outputs(x, T, counter=counter)),
+    }
+    spikingjelly_loop(snn, batches[0][:2], 2)  # warm-up: first-call costs are not the loops' throughput
+    for fn in candidates.values():
+        fn(batches[0][:2], 2)
+
+    reference, t_ref = timed(lambda x, T: spikingjelly_loop(snn, x, T), batches, args.T)
+    work = args.batch * args.batches * args.T
+    print(f"{'SpikingJelly example loop':30s} {work / t_ref:8.1f} images x timesteps / s")
+    seconds = {}
+    for name, fn in candidates.items():
+        predictions, seconds[name] = timed(fn, batches, args.T)
+        same = all(torch.equal(a, b) for a, b in zip(predictions, reference))
+        print(f"{name:30s} {work / seconds[name]:8.1f} images x timesteps / s  ratio {t_ref / seconds[name]:.2f}x  "
+              f"predictions identical at every t: {same}")
+    overhead = seconds["ChainSimulator + spike counts"] / seconds["ChainSimulator (NCHW, exact)"] - 1
+    print(f"spike counting adds {100 * overhead:.1f}% to the simulation time")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,13 @@ END = "<!-- results:end -->"
 
 # The original write-up's numbers, quoted for comparison (../shared/seed).
 WRITE_UP = {
-    "conversion": ("~88.0", "30–40", "~0.08", "write-up, hardware not stated"),
-    "spatial": ("~96.6", "40–50", "< 0.0002", "write-up, hardware not stated"),
+    "conversion": ("~88.0", "30–40", "~0.08"),
+    "spatial": ("~96.6", "40–50", "< 0.0002"),
+}
+PIPELINES = {  # metrics files of each pipeline's stages, in order; their *_time_s add up to its run time
+    "conversion": ("ANN-to-SNN (VGG-16, CIFAR-10)", "eval_sweep", "snn_accuracy",
+                   ("train_ann", "calibrate", "convert", "eval_sweep")),
+    "spatial": ("Spatial backprop (3-layer CNN, MNIST)", "eval_spatial", "accuracy", ("train_spatial", "eval_spatial")),
 }
 
 
@@ -26,34 +31,40 @@ def _load(metrics_dir: Path, name: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _stage_minutes(metrics_dir: Path, stages: tuple[str, ...]) -> str:
+    times = []
+    for name in stages:
+        metrics = _load(metrics_dir, name) or {}
+        seconds = [v for k, v in metrics.items() if k.endswith("_time_s") and k != "simulation_time_s"]
+        if not seconds:
+            return "not recorded"
+        times.append(f"{name} {max(seconds) / 60:.1f}")
+    return " + ".join(times) + " min"
+
+
 def results_table(metrics_dir: Path) -> str:
     rows = [
-        "| Experiment | Source | Accuracy (%) | T_eval | Latency (s/sample) | Measured on |",
-        "|:--|:--|--:|--:|--:|:--|",
+        "| Experiment | Source | Accuracy (%) | T_eval | Latency (s/sample) | Energy (µJ/sample) | Run time | Measured on |",
+        "|:--|:--|--:|--:|--:|--:|:--|:--|",
     ]
-    spatial, train = _load(metrics_dir, "eval_spatial"), _load(metrics_dir, "train_spatial")
-    sweep = _load(metrics_dir, "eval_sweep")
-    acc, T, lat, where = WRITE_UP["conversion"]
-    rows.append(f"| ANN-to-SNN (VGG-16, CIFAR-10) | write-up | {acc} | {T} | {lat} | {where} |")
-    if sweep:
-        rows.append(
-            f"| ANN-to-SNN (VGG-16, CIFAR-10) | this repo | {sweep['snn_accuracy']:.2f} (ANN {sweep['ann_accuracy']:.2f}) "
-            f"| {sweep['T_eval']} | {sweep['latency_s_per_sample']:.3g} | {_where(sweep)} |")
-    else:
-        rows.append("| ANN-to-SNN (VGG-16, CIFAR-10) | this repo | not run yet | | | |")
-    acc, T, lat, where = WRITE_UP["spatial"]
-    rows.append(f"| Spatial backprop (3-layer CNN, MNIST) | write-up | {acc} | {T} | {lat} | {where} |")
-    if spatial:
-        extra = f"; trained in {train['train_time_s'] / 60:.1f} min" if train else ""
-        rows.append(
-            f"| Spatial backprop (3-layer CNN, MNIST) | this repo | {spatial['accuracy']:.2f} | {spatial['T_eval']} "
-            f"| {spatial['latency_s_per_sample']:.3g} | {_where(spatial)}{extra} |")
+    for key, (title, eval_stage, accuracy_key, stages) in PIPELINES.items():
+        acc, T, lat = WRITE_UP[key]
+        rows.append(f"| {title} | write-up | {acc} | {T} | {lat} | not reported | not reported | hardware not stated |")
+        m = _load(metrics_dir, eval_stage)
+        if m is None:
+            rows.append(f"| {title} | this repo | not run yet | | | | | |")
+            continue
+        accuracy = f"{m[accuracy_key]:.2f}" + (f" (ANN {m['ann_accuracy']:.2f})" if "ann_accuracy" in m else "")
+        energy = (f"{m['energy_uj_per_sample']:.3g} ({m['energy_ratio']:.2f}× the ANN's)"
+                  if "energy_uj_per_sample" in m else "not measured")
+        rows.append(f"| {title} | this repo | {accuracy} | {m['T_eval']} | {m['latency_s_per_sample']:.3g} | {energy} "
+                    f"| {_stage_minutes(metrics_dir, stages)} | {_where(m)} |")
     return "\n".join(rows)
 
 
 def _where(metrics: dict) -> str:
-    return (f"{metrics.get('hardware', metrics['device'])}; batch {metrics['latency_batch_size']}; "
-            f"full test set ({metrics['test_samples']:,} images)")
+    return (f"{metrics.get('hardware', metrics['device'])}; latency at batch {metrics['latency_batch_size']}; "
+            f"accuracy on the full test set ({metrics['test_samples']:,} images)")
 
 
 def render(readme: str, table: str) -> str:

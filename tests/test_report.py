@@ -1,0 +1,40 @@
+"""The README's results table comes from metrics/ and `--check` catches a stale README."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from deepsnn import report
+
+
+def write_metrics(directory, name, **values):
+    directory.mkdir(exist_ok=True)
+    (directory / f"{name}.json").write_text(json.dumps(values))
+
+
+def test_table_is_generated_from_the_metrics_files(tmp_path):
+    metrics = tmp_path / "metrics"
+    write_metrics(metrics, "eval_sweep", snn_accuracy=91.234, ann_accuracy=92.0, T_eval=32, latency_s_per_sample=0.0123,
+                  energy_uj_per_sample=321.0, energy_ratio=0.456, hardware="cpu: X, 2 threads", device="cpu",
+                  latency_batch_size=250, test_samples=10000, eval_time_s=600.0, simulation_time_s=590.0)
+    for name, seconds in (("train_ann", 3000.0), ("calibrate", 30.0), ("convert", 6.0)):
+        write_metrics(metrics, name, **{f"{name}_time_s": seconds})
+    table = report.results_table(metrics)
+    row = next(line for line in table.splitlines() if line.startswith("| ANN-to-SNN") and "this repo" in line)
+    assert "| 91.23 (ANN 92.00) | 32 | 0.0123 | 321 (0.46× the ANN's) |" in row
+    assert "train_ann 50.0 + calibrate 0.5 + convert 0.1 + eval_sweep 10.0 min" in row
+    assert "cpu: X, 2 threads; latency at batch 250" in row
+    assert "| Spatial backprop (3-layer CNN, MNIST) | this repo | not run yet |" in table
+
+
+def test_check_fails_on_a_stale_readme(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.BEGIN}\nold table\n{report.END}\nrest\n")
+    args = ["--readme", str(readme), "--metrics-dir", str(tmp_path / "none")]
+    with pytest.raises(SystemExit, match="out of date"):
+        report.main(args + ["--check"])
+    report.main(args)
+    assert readme.read_text().startswith("intro\n") and "not run yet" in readme.read_text()
+    report.main(args + ["--check"])  # up to date now
