@@ -11,9 +11,8 @@ from torch import nn
 from deepsnn import cli
 from deepsnn.checkpoint import load_checkpoint
 from deepsnn.data import DATASETS, load_prepared
-from deepsnn.energy import SpikeCounter, count_macs
-from deepsnn.evaluation import (add_output_args, fingerprint, measure_latency, simulate_dataset, simulate_or_reuse,
-                                write_evaluation)
+from deepsnn.energy import count_macs
+from deepsnn.evaluation import add_output_args, simulate_test_set, write_evaluation
 from deepsnn.params import load_params
 from deepsnn.spatial import build_spatial_model
 from deepsnn.training import pick_device, to_float
@@ -38,21 +37,15 @@ def main(argv: list[str] | None = None) -> None:
     model = build_spatial_model(checkpoint["params"]["train_spatial"], data)
     model.load_state_dict(checkpoint["state_dict"])
     model.to(device).eval()
-    T_max = max(cfg["horizon"], T_eval)
 
-    def simulate():
-        counter = SpikeCounter(model.spiking_layers, T_max)
-        sim = simulate_dataset(model.step_outputs, data.test_images, T_max, cfg["batch_size"], device,
-                               prepare=to_float, desc=f"eval_spatial T<={T_max}", counter=counter)
+    def extra() -> dict:
         example = to_float(data.test_images[:1].to(device))
         # the same layers as an ANN (activations cost no MACs)
         ann = nn.Sequential(model.conv1, model.pool, model.conv2, model.pool, nn.Flatten(), model.fc)
-        sim.extra = {"analog_macs": count_macs(model.conv1, example), "ann_macs": count_macs(ann, example)}
-        return sim
+        return {"analog_macs": count_macs(model.conv1, example), "ann_macs": count_macs(ann, example)}
 
-    key = fingerprint([args.model, args.data], {"batch_size": cfg["batch_size"], "device": device.type})
-    sim, reused = simulate_or_reuse(args.simulation, key, T_max, simulate)
-    latency = measure_latency(model.step_outputs, data.test_images[:cfg["batch_size"]], T_eval, device, to_float)
+    sim, reused, latency = simulate_test_set(model.step_outputs, model.spiking_layers, data, to_float, cfg, T_eval,
+                                             device, [args.model, args.data], args.simulation, "eval_spatial", extra)
     dataset = checkpoint["params"]["train_spatial"]["dataset"]
     write_evaluation(sim, data.test_labels, T_eval, latency, args, f"Direct-trained SNN ({DATASETS[dataset].folder})",
                      "accuracy", start, device, reused)

@@ -13,9 +13,8 @@ from deepsnn.ann_training import CIFAR10_MEAN, CIFAR10_STD, ann_accuracy, load_t
 from deepsnn.checkpoint import load_checkpoint
 from deepsnn.conversion import LayerThreshold, SpikingOptions, convert
 from deepsnn.data import load_prepared
-from deepsnn.energy import SpikeCounter, count_macs
-from deepsnn.evaluation import (add_output_args, fingerprint, measure_latency, simulate_dataset, simulate_or_reuse,
-                                write_evaluation)
+from deepsnn.energy import count_macs
+from deepsnn.evaluation import add_output_args, simulate_test_set, write_evaluation
 from deepsnn.params import load_params
 from deepsnn.simulation import ChainSimulator
 from deepsnn.training import pick_device
@@ -51,21 +50,15 @@ def main(argv: list[str] | None = None) -> None:
     snn = load_snn(args.snn, ann).to(device)
     simulator = ChainSimulator(snn)  # SpikingJelly's loop minus repeated work, bit-identical outputs
     prepare = normalizer(CIFAR10_MEAN, CIFAR10_STD)
-    T_max = max(cfg["horizon"], T_eval)
 
-    def simulate():
-        ann_acc = ann_accuracy(ann, data.test_images, data.test_labels, device)
-        counter = SpikeCounter(simulator.spiking_layers, T_max)
-        sim = simulate_dataset(simulator.step_outputs, data.test_images, T_max, cfg["batch_size"], device,
-                               prepare=prepare, desc=f"eval_sweep T<={T_max}", counter=counter)
+    def extra() -> dict:
         example = prepare(data.test_images[:1].to(device))
-        sim.extra = {"ann_accuracy": ann_acc, "analog_macs": count_macs(simulator.prefix, example),
-                     "ann_macs": count_macs(ann, example)}
-        return sim
+        return {"ann_accuracy": ann_accuracy(ann, data.test_images, data.test_labels, device),
+                "analog_macs": count_macs(simulator.prefix, example), "ann_macs": count_macs(ann, example)}
 
-    key = fingerprint([args.model, args.snn, args.data], {"batch_size": cfg["batch_size"], "device": device.type})
-    sim, reused = simulate_or_reuse(args.simulation, key, T_max, simulate)
-    latency = measure_latency(simulator.step_outputs, data.test_images[:cfg["batch_size"]], T_eval, device, prepare)
+    sim, reused, latency = simulate_test_set(simulator.step_outputs, simulator.spiking_layers, data, prepare, cfg,
+                                             T_eval, device, [args.model, args.snn, args.data], args.simulation,
+                                             "eval_sweep", extra)
     ann_acc = sim.extra["ann_accuracy"]
     write_evaluation(sim, data.test_labels, T_eval, latency, args, "VGG-16 converted to an SNN (CIFAR-10)",
                      "snn_accuracy", start, device, reused, extra={"ann_accuracy": round(ann_acc, 4)},

@@ -23,7 +23,8 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from deepsnn.energy import SpikeCounter, SpikeStats  # noqa: E402
+from deepsnn.data import ImageDataset  # noqa: E402
+from deepsnn.energy import SpikeCounter, SpikeStats, SpikingLayer  # noqa: E402
 from deepsnn.io import atomic_path, atomic_save, write_json  # noqa: E402
 
 Simulator = Callable[..., torch.Tensor]  # (images, T, clock=None, counter=None) -> [T, B, classes]
@@ -164,6 +165,30 @@ def measure_latency(simulator: Simulator, images: torch.Tensor, T: int, device: 
     clock = Clock(device)
     simulator(x, T, clock=clock)
     return clock[-1] / len(x)
+
+
+def simulate_test_set(simulator: Simulator, spiking_layers: list[SpikingLayer], data: ImageDataset,
+                      prepare: Callable[[torch.Tensor], torch.Tensor], cfg: dict, T_eval: int,
+                      device: torch.device, inputs: list[Path], stored: Path, desc: str,
+                      extra: Callable[[], dict]) -> tuple[Simulation, bool, float]:
+    """What both evaluation stages do: the test set simulated to max(horizon, T_eval) with spikes
+    counted (or read off the simulation stored at `stored` if it is still valid for `inputs`, the
+    batch size, the device and the code), then latency at T_eval measured on the first batch.
+    `extra()` adds what the stage wants kept with a new simulation (MACs, ANN accuracy).
+    Returns the simulation, whether it was reused, and the latency in seconds per sample."""
+    T_max = max(cfg["horizon"], T_eval)
+
+    def run() -> Simulation:
+        counter = SpikeCounter(spiking_layers, T_max)
+        sim = simulate_dataset(simulator, data.test_images, T_max, cfg["batch_size"], device, prepare,
+                               desc=f"{desc} T<={T_max}", counter=counter)
+        sim.extra = extra()
+        return sim
+
+    key = fingerprint(inputs, {"batch_size": cfg["batch_size"], "device": device.type})
+    sim, reused = simulate_or_reuse(stored, key, T_max, run)
+    latency = measure_latency(simulator, data.test_images[:cfg["batch_size"]], T_eval, device, prepare)
+    return sim, reused, latency
 
 
 def accuracy_curve(predictions: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
