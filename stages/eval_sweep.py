@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     ann, _ = load_trained_vgg(args.model)
     ann.to(device)
     snn = load_snn(args.snn, ann).to(device)
-    simulator = ChainSimulator(snn)  # SpikingJelly's loop minus repeated work, bit-identical outputs
+    simulator = ChainSimulator(snn, compile=cfg["compile"])  # SpikingJelly's loop minus repeated work
     prepare = normalizer(CIFAR10_MEAN, CIFAR10_STD)
 
     def extra() -> dict:

@@ -184,6 +184,7 @@ def test_calibrate_stage_refuses_qcfs_mode_for_a_relu_network(mirror, tmp_path):
 
 @pytest.mark.parametrize("options", [SpikingOptions("soft", "half"), SpikingOptions("hard", "zero")], ids=str)
 def test_fast_simulator_matches_the_reference_loop(options):
+    from deepsnn.energy import SpikeCounter
     from deepsnn.evaluation import predictions_from_steps
     from deepsnn.simulation import ChainSimulator
 
@@ -191,8 +192,19 @@ def test_fast_simulator_matches_the_reference_loop(options):
     x = inputs()
     snn = convert(model, calibrate_thresholds(model, [x], "max"), options)
     reference = reference_step_outputs(snn, x, 12)
-    exact = ChainSimulator(snn, channels_last=False).step_outputs(x, 12)
+    exact_simulator = ChainSimulator(snn, channels_last=False)
+    exact = exact_simulator.step_outputs(x, 12)
     assert torch.equal(exact, reference)  # same ops in the same memory layout: bit-identical
+    compiled_simulator = ChainSimulator(snn, compile=True)
+    compiled = compiled_simulator.step_outputs(x, 12)
+    assert torch.equal(predictions_from_steps(compiled), predictions_from_steps(reference))
+    assert torch.equal(compiled, reference)  # one fused kernel per layer, same arithmetic
+    eager_counts, compiled_counts = (SpikeCounter(s.spiking_layers, 12) for s in (exact_simulator, compiled_simulator))
+    exact_simulator.step_outputs(x, 12, counter=eager_counts)
+    compiled_simulator.step_outputs(x, 12, counter=compiled_counts)
+    assert eager_counts.spikes.sum() > 0
+    assert torch.equal(eager_counts.spikes, compiled_counts.spikes)
+    assert torch.equal(eager_counts.synops, compiled_counts.synops)
     relaid = ChainSimulator(snn, channels_last=True).step_outputs(x, 12)
     assert torch.equal(predictions_from_steps(relaid), predictions_from_steps(reference))
     assert (relaid - reference).abs().max() <= 1e-3 * reference.abs().max()

@@ -106,13 +106,16 @@ class SpikeCounter:
 
     def record(self, layer: int, spikes: torch.Tensor) -> None:
         """The 0/1 (or bool) spikes [B, ...] of `layer` at the next timestep of the current batch."""
+        self.record_counts(layer, spikes.sum(0, dtype=torch.float32))  # exact: counts stay far below 2^24
+
+    def record_counts(self, layer: int, per_neuron: torch.Tensor) -> None:
+        """The same, already summed over the batch: spikes per neuron [...]."""
         if self._fan_out[layer] is None:
-            shape = tuple(spikes.shape[1:])
+            shape = tuple(per_neuron.shape)
             self.neurons[layer] = int(torch.Size(shape).numel())
             downstream = self.layers[layer].downstream
             self._fan_out[layer] = (fan_out(downstream, shape) if downstream
-                                    else torch.zeros(shape, device=spikes.device))
-        per_neuron = spikes.sum(0, dtype=torch.float32)  # exact: counts stay far below 2^24
+                                    else torch.zeros(shape, device=per_neuron.device))
         self._step_spikes[layer].append(per_neuron.sum())
         self._step_synops[layer].append((per_neuron * self._fan_out[layer]).sum())
 

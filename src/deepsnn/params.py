@@ -124,6 +124,7 @@ SCHEMA: dict[str, Any] = {
     "eval_sweep": {
         "horizon": Int(min=1),  # the accuracy-vs-T curve is simulated up to max(horizon, T_eval)
         "batch_size": Int(min=1),
+        "compile": Bool(),  # fuse each IF layer's elementwise work with torch.compile
     },
     "train_spatial": {
         "dataset": Choice(MNIST_FAMILY),

@@ -14,8 +14,12 @@ measures both against SpikingJelly's loop.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+import torch.nn.functional as F
 from spikingjelly.activation_based import neuron as sj_neuron
+from spikingjelly.activation_based.ann2snn.modules import VoltageScaler
 from torch import fx, nn
 
 from deepsnn.energy import SpikeCounter, SpikingLayer
@@ -40,37 +44,93 @@ def chain_modules(graph_module: fx.GraphModule) -> list[nn.Module]:
     raise ValueError("graph has no output")
 
 
-def _if_config(node: sj_neuron.IFNode) -> tuple[NeuronConfig, float]:
+@dataclass
+class _IFLayer:
+    """An IF layer of the chain with the elementwise work around it: the VoltageScaler before it
+    (in_scale), the one after it (out_scale) and an average pool after that, each optional."""
+    config: NeuronConfig
+    initial: float
+    in_scale: torch.Tensor | None = None
+    out_scale: torch.Tensor | None = None
+    pool: int | None = None  # kernel (= stride) of a following nn.AvgPool2d
+
+
+def _if_layer(node: sj_neuron.IFNode) -> _IFLayer:
     if float(node.v_threshold) != 1.0:
         raise ValueError("expected IF neurons with threshold 1 (inputs scaled by the converter)")
     reset = "soft" if node.v_reset is None else "hard"
     if reset == "hard" and float(node.v_reset) != 0.0:
         raise ValueError("hard reset must reset to 0")
-    initial = node._memories_rv["v"]
-    return NeuronConfig(kind="if", reset=reset), float(initial)
+    return _IFLayer(NeuronConfig(kind="if", reset=reset), float(node._memories_rv["v"]))
+
+
+def _simple_pool(module: nn.Module) -> int | None:
+    """The kernel of a plain non-overlapping 2-D average pool, else None."""
+    if (not isinstance(module, nn.AvgPool2d) or module.padding not in (0, (0, 0)) or module.ceil_mode
+            or module.divisor_override is not None):
+        return None
+    k, stride = module.kernel_size, module.stride
+    return k if isinstance(k, int) and stride in (k, None) and module.count_include_pad else None
+
+
+def if_layer_step(v: torch.Tensor, current: torch.Tensor, in_scale: torch.Tensor | None,
+                  out_scale: torch.Tensor | None, pool: int | None, config: NeuronConfig,
+                  count: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """One step of an IF layer and its scalers and pool, the same ops in the same order as the
+    SpikingJelly modules. Returns (spikes per neuron summed over the batch if `count`, the
+    layer's output)."""
+    if in_scale is not None:
+        current = current * in_scale
+    spikes = step(v, current, config)
+    out = spikes * out_scale if out_scale is not None else spikes
+    if pool is not None:
+        out = F.avg_pool2d(out, pool)
+    return (spikes.sum(0) if count else None), out
 
 
 class ChainSimulator:
     """Simulate a converted chain SNN for T steps: `step_outputs(x, T)` -> [T, B, classes].
 
     `prefix` holds the layers before the first spiking layer (analog input, computed once);
-    `spiking_layers` names each IF layer and the modules its spikes pass through, for counting."""
+    `spiking_layers` names each IF layer and the modules its spikes pass through, for counting.
+    With `compile`, each IF layer's elementwise work (scale, charge, fire, reset, scale, pool)
+    runs as one torch.compile'd kernel instead of six to eight passes over memory; convolutions
+    stay as they are. Its outputs matched the eager ones bit for bit wherever we compared them
+    (tests, bench), and at least its predictions must match (bench/snn_simulation.py checks)."""
 
-    def __init__(self, snn: fx.GraphModule, channels_last: bool = False):
+    def __init__(self, snn: fx.GraphModule, channels_last: bool = False, compile: bool = False):
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.layer_step = if_layer_step
+        if compile:
+            import torch._dynamo as dynamo
+
+            # one compiled variant per combination of static arguments and tensor layout
+            dynamo.config.recompile_limit = max(dynamo.config.recompile_limit, 64)
+            self.layer_step = torch.compile(if_layer_step, dynamic=True)
         names = {id(m): name for name, m in snn.named_modules()}
         chain = chain_modules(snn)
         first_spiking = next(i for i, m in enumerate(chain) if isinstance(m, sj_neuron.IFNode))
         self.prefix = nn.Sequential(*chain[:first_spiking]).eval()
-        self.suffix: list = []
+        self.suffix: list[nn.Module | _IFLayer] = []
         self.spiking_layers: list[SpikingLayer] = []
         for module in chain[first_spiking:]:
+            module.eval()
+            last = self.suffix[-1] if self.suffix else None
             if isinstance(module, sj_neuron.IFNode):
-                self.suffix.append(_if_config(module))
+                layer = _if_layer(module)
+                if isinstance(last, VoltageScaler):  # fold the scaler in front of it
+                    layer.in_scale = self.suffix.pop().scale
+                self.suffix.append(layer)
                 self.spiking_layers.append(SpikingLayer(names[id(module)], []))
+                continue
+            self.spiking_layers[-1].downstream.append(module)
+            if isinstance(last, _IFLayer) and last.out_scale is None and last.pool is None \
+                    and isinstance(module, VoltageScaler):
+                last.out_scale = module.scale
+            elif isinstance(last, _IFLayer) and last.pool is None and _simple_pool(module) is not None:
+                last.pool = _simple_pool(module)
             else:
-                self.suffix.append(module.eval())
-                self.spiking_layers[-1].downstream.append(module)
+                self.suffix.append(module)
 
     @torch.inference_mode()
     def step_outputs(self, x: torch.Tensor, T: int, clock: list | None = None,
@@ -82,13 +142,13 @@ class ChainSimulator:
             h = current
             spiking = 0
             for i, layer in enumerate(self.suffix):
-                if isinstance(layer, tuple):
-                    cfg, initial = layer
+                if isinstance(layer, _IFLayer):
                     if i not in potentials:
-                        potentials[i] = torch.full_like(h, initial)
-                    h = step(potentials[i], h, cfg)
+                        potentials[i] = torch.full_like(h, layer.initial)
+                    counts, h = self.layer_step(potentials[i], h, layer.in_scale, layer.out_scale, layer.pool,
+                                                layer.config, counter is not None)
                     if counter is not None:
-                        counter.record(spiking, h)
+                        counter.record_counts(spiking, counts)
                     spiking += 1
                 else:
                     h = layer(h)
