@@ -13,7 +13,6 @@ from pathlib import Path
 
 from deepsnn import cli
 from deepsnn.data import fetch, save_prepared
-from deepsnn.io import write_json
 from deepsnn.params import load_params
 
 PARAMS = ["train_spatial.dataset", "train_ann.dataset"]  # must match dvc.yaml
@@ -28,19 +27,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--out-dir", type=Path, default=Path("data"))
     parser.add_argument("--cache", type=Path, default=Path("data/downloads"), help="where downloads land")
-    parser.add_argument("--metrics", type=Path, help="metrics JSON to write (time taken)")
     args = parser.parse_args(argv)
 
     params = load_params(args.params)
-    started = time.perf_counter()
     for name in selected_datasets(params):
         start = time.perf_counter()
         dataset, source = fetch(name, args.cache)
         save_prepared(dataset, args.out_dir / f"{name}.pt")
         print(f"{name}: {len(dataset.train_labels):,} train / {len(dataset.test_labels):,} test images "
               f"from {source}, content verified ({time.perf_counter() - start:.1f} s)")
-    if args.metrics:
-        write_json({"download_time_s": round(time.perf_counter() - started, 1)}, args.metrics)
 
 
 if __name__ == "__main__":

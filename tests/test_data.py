@@ -136,3 +136,13 @@ def test_builtin_tables_cover_real_sets():
     assert set(data_mod.CONTENT_SHA256) == {"mnist", "cifar10"}
     for table in data_mod.CONTENT_SHA256.values():
         assert all(len(h) == 64 and int(h, 16) >= 0 for h in table.values())
+
+
+def test_saved_files_are_byte_identical_for_equal_contents(tmp_path):
+    """DVC hashes bytes: saving the same data twice must not look like a change."""
+    from deepsnn.io import atomic_save
+
+    payload = {"images": torch.arange(100, dtype=torch.uint8).view(4, 25), "labels": torch.arange(4)}
+    atomic_save(payload, tmp_path / "a.pt")
+    atomic_save(payload, tmp_path / "b" / "c.pt")
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b" / "c.pt").read_bytes()

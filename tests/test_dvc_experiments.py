@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 from conftest import TINY_CONVERSION, TINY_SPATIAL, copy_repo, write_params
 from test_dvc_download import dvc
@@ -45,3 +46,20 @@ def test_repro_then_experiment_on_T_eval_reevaluates_only(mirror, tmp_path):
 
     show = dvc(repo, "exp", "show", "--csv")
     assert show.returncode == 0 and "T_eval" in show.stdout and "snn_accuracy" in show.stdout, show.stdout
+
+    # a parallel sweep through DVC's queue: each experiment in its own temporary workspace
+    for T_eval in (2, 5):
+        queued = dvc(repo, "exp", "run", "--queue", "-S", f"T_eval={T_eval}")
+        assert queued.returncode == 0, queued.stdout + queued.stderr
+    assert dvc(repo, "queue", "start", "-j", "2").returncode == 0
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        status = dvc(repo, "queue", "status").stdout
+        if status.count("Success") == 2 or "Failed" in status:
+            break
+        time.sleep(3)
+    assert status.count("Success") == 2, status
+    table = dvc(repo, "exp", "show", "--csv").stdout
+    rows = [line.split(",") for line in table.splitlines()]
+    T_eval_columns = [i for i, name in enumerate(rows[0]) if name.split(":")[-1] == "T_eval"]
+    assert {"2", "5"} <= {row[i] for row in rows[1:] for i in T_eval_columns}, table

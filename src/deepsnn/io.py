@@ -28,8 +28,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """torch.save, atomically. Through a file handle: torch.save names the records inside the
+    file after a path it is given (here a random temporary one), so equal objects would not
+    give equal bytes, and DVC would see a changed output (and re-run what depends on it)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
 def write_json(obj: dict[str, Any], path: str | Path) -> None:
