@@ -41,6 +41,10 @@ def random_snn(batch: torch.Tensor) -> torch.nn.Module:
 
 
 def trained_snn(snn_path: str, ann_path: str) -> torch.nn.Module:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for stages/
     from deepsnn.ann_training import load_trained_vgg
     from stages.eval_sweep import load_snn
 
