@@ -9,9 +9,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import pickle
 import shutil
+import signal
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -129,6 +133,36 @@ def copy_repo(dest: Path) -> Path:
     subprocess.run(["git", "config", "user.email", "ci@example.com"], cwd=dest, check=True)
     subprocess.run(["git", "config", "user.name", "CI"], cwd=dest, check=True)
     return dest
+
+
+def dvc(repo: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `dvc *args` in `repo` with the test's Python first on PATH.
+
+    Output goes through temporary files, not pipes: `dvc queue start` forks worker processes that
+    inherit the caller's stdout, and a pipe stays open (so the call blocks) for as long as any of
+    them lives. The timeout turns a hang into a failure.
+    """
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        done = subprocess.run([shutil.which("dvc", path=env["PATH"]), *args], cwd=repo, env=env,
+                              stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=timeout)
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(done.args, done.returncode, out.read(), err.read())
+
+
+def kill_queue_workers(repo: Path) -> list[int]:
+    """Kill the process groups of DVC's queue workers in `repo` (each worker leads its own group,
+    with its celery pool); return the worker pids that were still alive."""
+    killed = []
+    for pidfile in (repo / ".dvc" / "tmp").rglob("dvc-exp-worker-*.pid"):
+        pid = int(pidfile.read_text())
+        try:
+            os.killpg(os.getpgid(pid), signal.SIGKILL)
+            killed.append(pid)
+        except ProcessLookupError:
+            pass
+    return killed
 
 
 def eval_args(out: Path, name: str = "eval") -> list[str]:

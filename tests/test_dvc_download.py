@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import torch
 
-from conftest import copy_repo
+from conftest import copy_repo, dvc
 from deepsnn.data import load_prepared
-
-
-def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run([shutil.which("dvc", path=env["PATH"]), *args], cwd=repo, env=env,
-                          capture_output=True, text=True)
 
 
 def test_dvc_repro_download_against_a_mirror(mirror, tmp_path):

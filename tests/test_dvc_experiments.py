@@ -10,8 +10,7 @@ import json
 import subprocess
 import time
 
-from conftest import TINY_CONVERSION, TINY_SPATIAL, copy_repo, write_params
-from test_dvc_download import dvc
+from conftest import TINY_CONVERSION, TINY_SPATIAL, copy_repo, dvc, kill_queue_workers, write_params
 
 
 def git(repo, *args: str) -> None:
@@ -51,14 +50,19 @@ def test_repro_then_experiment_on_T_eval_reevaluates_only(mirror, tmp_path):
     for T_eval in (2, 5):
         queued = dvc(repo, "exp", "run", "--queue", "-S", f"T_eval={T_eval}")
         assert queued.returncode == 0, queued.stdout + queued.stderr
-    assert dvc(repo, "queue", "start", "-j", "2").returncode == 0
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        status = dvc(repo, "queue", "status").stdout
-        if status.count("Success") == 2 or "Failed" in status:
-            break
-        time.sleep(3)
-    assert status.count("Success") == 2, status
+    try:
+        started = dvc(repo, "queue", "start", "-j", "2", timeout=120)
+        assert started.returncode == 0, started.stdout + started.stderr
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            status = dvc(repo, "queue", "status", timeout=60).stdout
+            if status.count("Success") == 2 or "Failed" in status:
+                break
+            time.sleep(3)
+        assert status.count("Success") == 2, status
+    finally:
+        # workers stop themselves a minute after the queue empties; don't leave them to chance
+        kill_queue_workers(repo)
     table = dvc(repo, "exp", "show", "--csv").stdout
     rows = [line.split(",") for line in table.splitlines()]
     T_eval_columns = [i for i, name in enumerate(rows[0]) if name.split(":")[-1] == "T_eval"]
