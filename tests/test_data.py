@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
+import stat
 import urllib.error
 
 import pytest
@@ -146,3 +148,14 @@ def test_saved_files_are_byte_identical_for_equal_contents(tmp_path):
     atomic_save(payload, tmp_path / "a.pt")
     atomic_save(payload, tmp_path / "b" / "c.pt")
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b" / "c.pt").read_bytes()
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    from deepsnn.io import write_json
+
+    umask = os.umask(0o022)
+    try:
+        write_json({"a": 1}, tmp_path / "m.json")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == 0o644

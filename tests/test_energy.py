@@ -79,7 +79,7 @@ def test_synops_grow_linearly_in_T_for_a_constant_rate():
     for _ in range(T):
         counter.record(0, step(v, current, NeuronConfig()))
     counter.end_batch()
-    stats = SpikeStats.from_counter(counter, samples=4, analog_macs=0, ann_macs=1)
+    stats = SpikeStats.from_state(counter.state(), samples=4, analog_macs=0, ann_macs=1)
     per_step = float(fan_out([conv], (2, 5, 5)).sum())
     assert stats.synops_per_sample(T).tolist() == [per_step * t for t in range(1, T + 1)]
     assert stats.layer_table(T)[0]["firing_rate"] == 1.0
@@ -110,7 +110,7 @@ def test_macs_and_energy():
     for _ in range(2):
         counter.record(0, torch.ones(1, 10))
     counter.end_batch()
-    stats = SpikeStats.from_counter(counter, samples=1, analog_macs=100, ann_macs=1000)
+    stats = SpikeStats.from_state(counter.state(), samples=1, analog_macs=100, ann_macs=1000)
     m = stats.metrics(T=2)
     assert m["synops_per_sample"] == 2 * 10 * 7
     assert m["energy_uj_per_sample"] == pytest.approx((100 * ENERGY_MAC_PJ + 140 * ENERGY_AC_PJ) * 1e-6, abs=1e-4)

@@ -6,7 +6,7 @@ synapse it drives, i.e. the fan-out of its source neuron into the next weight la
 exactly (a conv's zero padding means border neurons drive fewer synapses; an average pool
 between the spike and the weights passes each spike to one pooled input). The fan-out of
 every neuron is worked out once per layer from the downstream modules, so counting costs one
-sum over the batch per layer and step.
+fused reduction per layer and step (inside the compiled IF kernel when there is one).
 
 Layers that see analog values (the first conv: direct encoding) are computed once per image by
 the simulators here and count as multiply-accumulates (MACs), as do all layers of the ANN
@@ -51,9 +51,10 @@ def fan_out(downstream: list[nn.Module], neuron_shape: tuple[int, ...]) -> torch
     """Synapses driven by each neuron of a layer shaped `neuron_shape` (one sample) whose spikes
     pass through `downstream` (pools, flatten, scalers) into the next weight layer, which must be
     among them. Returns a float tensor of `neuron_shape`."""
-    if not any(isinstance(m, (nn.Conv2d, nn.Linear)) for m in downstream):
+    weight_layers = [m for m in downstream if isinstance(m, (nn.Conv2d, nn.Linear))]
+    if not weight_layers:
         raise ValueError("no weight layer downstream: the spikes drive no synapses")
-    weight = next(m for m in downstream if isinstance(m, (nn.Conv2d, nn.Linear))).weight
+    weight = weight_layers[0].weight
     with torch.inference_mode(False), torch.enable_grad():  # simulators run under inference mode
         x = torch.zeros((1, *neuron_shape), device=weight.device, dtype=weight.dtype, requires_grad=True)
         out = x
@@ -92,42 +93,44 @@ class SpikeCounter:
     """Adds up spikes and SynOps of each spiking layer at each timestep over many batches.
 
     `spikes[l, t]` and `synops[l, t]` are totals over all samples seen so far of layer l at
-    step t+1 (not cumulative in t); `neurons[l]` is the layer's size per sample."""
+    step t+1 (not cumulative in t); `neurons[l]` is the layer's size per sample. Counts are
+    integers (int64 on the device), so they are exact and equal whichever way they were summed."""
 
     def __init__(self, layers: list[SpikingLayer], T: int):
         self.layers = layers
-        self.T = T
         self.spikes = torch.zeros(len(layers), T, dtype=torch.float64)
         self.synops = torch.zeros(len(layers), T, dtype=torch.float64)
         self.neurons = [0] * len(layers)
         self._fan_out: list[torch.Tensor | None] = [None] * len(layers)
-        self._step_spikes: list[list[torch.Tensor]] = [[] for _ in layers]
-        self._step_synops: list[list[torch.Tensor]] = [[] for _ in layers]
+        self._steps: list[list[torch.Tensor]] = [[] for _ in layers]
+
+    def fan_out(self, layer: int, neuron_shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+        """Synapses driven by each neuron of `layer` (int64, `neuron_shape`), worked out once."""
+        if self._fan_out[layer] is None:
+            self.neurons[layer] = int(torch.Size(neuron_shape).numel())
+            downstream = self.layers[layer].downstream
+            synapses = fan_out(downstream, neuron_shape) if downstream else torch.zeros(neuron_shape)
+            self._fan_out[layer] = synapses.round().to(device=device, dtype=torch.int64)
+        return self._fan_out[layer]
+
+    def add(self, layer: int, totals: torch.Tensor) -> None:
+        """[spikes, SynOps] (int64) of `layer` at the next timestep of the current batch."""
+        self._steps[layer].append(totals)
 
     def record(self, layer: int, spikes: torch.Tensor) -> None:
         """The 0/1 (or bool) spikes [B, ...] of `layer` at the next timestep of the current batch."""
-        self.record_counts(layer, spikes.sum(0, dtype=torch.float32))  # exact: counts stay far below 2^24
-
-    def record_counts(self, layer: int, per_neuron: torch.Tensor) -> None:
-        """The same, already summed over the batch: spikes per neuron [...]."""
-        if self._fan_out[layer] is None:
-            shape = tuple(per_neuron.shape)
-            self.neurons[layer] = int(torch.Size(shape).numel())
-            downstream = self.layers[layer].downstream
-            self._fan_out[layer] = (fan_out(downstream, shape) if downstream
-                                    else torch.zeros(shape, device=per_neuron.device))
-        self._step_spikes[layer].append(per_neuron.sum())
-        self._step_synops[layer].append((per_neuron * self._fan_out[layer]).sum())
+        per_neuron = spikes.sum(0, dtype=torch.int64)
+        synapses = self.fan_out(layer, tuple(per_neuron.shape), per_neuron.device)
+        self.add(layer, torch.stack((per_neuron.sum(), (per_neuron * synapses).sum())))
 
     def end_batch(self) -> None:
         """Fold the current batch's per-step totals in (one device sync per batch)."""
-        for layer in range(len(self.layers)):
-            steps = len(self._step_spikes[layer])
+        for layer, steps in enumerate(self._steps):
             if steps:
-                self.spikes[layer, :steps] += torch.stack(self._step_spikes[layer]).double().cpu()
-                self.synops[layer, :steps] += torch.stack(self._step_synops[layer]).double().cpu()
-            self._step_spikes[layer].clear()
-            self._step_synops[layer].clear()
+                spikes, synops = torch.stack(steps).double().cpu().unbind(1)
+                self.spikes[layer, :len(steps)] += spikes
+                self.synops[layer, :len(steps)] += synops
+            steps.clear()
 
     def state(self) -> dict:
         return {"names": [layer.name for layer in self.layers], "neurons": list(self.neurons),
@@ -146,12 +149,9 @@ class SpikeStats:
     ann_macs: int  # per sample: the equivalent ANN
 
     @classmethod
-    def from_counter(cls, counter: SpikeCounter, samples: int, analog_macs: int, ann_macs: int) -> SpikeStats:
-        s = counter.state()
-        return cls(s["names"], s["neurons"], s["spikes"], s["synops"], samples, analog_macs, ann_macs)
-
-    def to_dict(self) -> dict:
-        return dict(vars(self))
+    def from_state(cls, state: dict, samples: int, analog_macs: int, ann_macs: int) -> SpikeStats:
+        """From `SpikeCounter.state()` (live or stored with a simulation)."""
+        return cls(state["names"], state["neurons"], state["spikes"], state["synops"], samples, analog_macs, ann_macs)
 
     def synops_per_sample(self, T: int) -> torch.Tensor:
         """[T] total SynOps per sample to reach each t = 1..T."""

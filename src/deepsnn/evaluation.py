@@ -54,9 +54,7 @@ class Simulation:
         return replace(self, predictions=self.predictions[:T], seconds=self.seconds[:T], spikes=spikes)
 
     def stats(self) -> SpikeStats:
-        s = self.spikes
-        return SpikeStats(s["names"], s["neurons"], s["spikes"], s["synops"], self.num_samples,
-                          self.extra["analog_macs"], self.extra["ann_macs"])
+        return SpikeStats.from_state(self.spikes, self.num_samples, self.extra["analog_macs"], self.extra["ann_macs"])
 
 
 def fingerprint(files: list[str | Path], settings: dict) -> str:

@@ -75,17 +75,21 @@ def _simple_pool(module: nn.Module) -> int | None:
 
 def if_layer_step(v: torch.Tensor, current: torch.Tensor, in_scale: torch.Tensor | None,
                   out_scale: torch.Tensor | None, pool: int | None, config: NeuronConfig,
-                  count: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
+                  synapses: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor]:
     """One step of an IF layer and its scalers and pool, the same ops in the same order as the
-    SpikingJelly modules. Returns (spikes per neuron summed over the batch if `count`, the
-    layer's output)."""
+    SpikingJelly modules. Returns (the step's spike and SynOp totals [2] int64 if `synapses`,
+    the fan-out of each neuron, is given; the layer's output). Compiled, the two totals are
+    reductions fused into the same pass as the update."""
     if in_scale is not None:
         current = current * in_scale
     spikes = step(v, current, config)
     out = spikes * out_scale if out_scale is not None else spikes
     if pool is not None:
         out = F.avg_pool2d(out, pool)
-    return (spikes.sum(0) if count else None), out
+    if synapses is None:
+        return None, out
+    fired = spikes.to(torch.int64)
+    return torch.stack((fired.sum(), (fired * synapses).sum())), out
 
 
 class ChainSimulator:
@@ -145,10 +149,11 @@ class ChainSimulator:
                 if isinstance(layer, _IFLayer):
                     if i not in potentials:
                         potentials[i] = torch.full_like(h, layer.initial)
-                    counts, h = self.layer_step(potentials[i], h, layer.in_scale, layer.out_scale, layer.pool,
-                                                layer.config, counter is not None)
+                    synapses = None if counter is None else counter.fan_out(spiking, tuple(h.shape[1:]), h.device)
+                    totals, h = self.layer_step(potentials[i], h, layer.in_scale, layer.out_scale, layer.pool,
+                                                layer.config, synapses)
                     if counter is not None:
-                        counter.record_counts(spiking, counts)
+                        counter.add(spiking, totals)
                     spiking += 1
                 else:
                     h = layer(h)
