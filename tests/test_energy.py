@@ -116,3 +116,16 @@ def test_macs_and_energy():
     assert m["energy_uj_per_sample"] == pytest.approx((100 * ENERGY_MAC_PJ + 140 * ENERGY_AC_PJ) * 1e-6, abs=1e-4)
     assert m["ann_energy_uj_per_sample"] == pytest.approx(1000 * ENERGY_MAC_PJ * 1e-6, abs=1e-4)
     assert m["mean_firing_rate"] == 1.0
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_spike_counts_do_not_depend_on_the_memory_layout(layout):
+    spikes = (torch.rand(6, 3, 5, 7, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+    conv = nn.Conv2d(3, 4, 3, padding=1)
+    counts = []
+    for tensor in (spikes, spikes.contiguous(memory_format=layout)):
+        counter = SpikeCounter([SpikingLayer("l", [conv])], T=1)
+        counter.record(0, tensor)
+        counter.end_batch()
+        counts.append((counter.spikes.item(), counter.synops.item()))
+    assert counts[0] == counts[1] and counts[0][0] == spikes.sum().item()

@@ -83,6 +83,13 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> int:
     return total
 
 
+def batch_sum(x: torch.Tensor) -> torch.Tensor:
+    """x.sum(0), walking x in its memory order: summing a channels_last spike map over the
+    batch directly is ~40x slower on CPU (the conv before it may hand it over in that layout)."""
+    inner = sorted(range(1, x.dim()), key=x.stride, reverse=True)  # per-sample dims, outermost first
+    return x.permute(0, *inner).sum(0).permute(*[inner.index(d) for d in range(1, x.dim())])
+
+
 @dataclass
 class SpikingLayer:
     name: str
@@ -119,7 +126,9 @@ class SpikeCounter:
 
     def record(self, layer: int, spikes: torch.Tensor) -> None:
         """The 0/1 (or bool) spikes [B, ...] of `layer` at the next timestep of the current batch."""
-        per_neuron = spikes.sum(0, dtype=torch.int64)
+        # summed as floats (exact below 2^24 samples a batch), then made integers: a sum with
+        # dtype=int64 would first copy the whole spike map to int64, ~18x slower on CPU
+        per_neuron = batch_sum(spikes).to(torch.int64)
         synapses = self.fan_out(layer, tuple(per_neuron.shape), per_neuron.device)
         self.add(layer, torch.stack((per_neuron.sum(), (per_neuron * synapses).sum())))
 
