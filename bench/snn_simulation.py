@@ -150,5 +150,6 @@ def main() -> None:
         print(f"weight layers (dense float32 convs + linear) take {100 * fraction:.0f}% of the compiled simulator's "
               f"time: with everything else removed it would reach {bound:.2f}x the reference at most")
 
+
 if __name__ == "__main__":
     main()

@@ -144,25 +144,21 @@ def dvc(repo: Path, *args: str, timeout: float = 600) -> subprocess.CompletedPro
     """
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        done = subprocess.run([shutil.which("dvc", path=env["PATH"]), *args], cwd=repo, env=env,
+        done = subprocess.run([shutil.which("dvc", path=env["PATH"]), *args], cwd=repo, env=env, check=False,
                               stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=timeout)
         out.seek(0)
         err.seek(0)
         return subprocess.CompletedProcess(done.args, done.returncode, out.read(), err.read())
 
 
-def kill_queue_workers(repo: Path) -> list[int]:
-    """Kill the process groups of DVC's queue workers in `repo` (each worker leads its own group,
-    with its celery pool); return the worker pids that were still alive."""
-    killed = []
+def kill_queue_workers(repo: Path) -> None:
+    """Kill the process groups of DVC's queue workers in `repo` that are still alive (each worker
+    leads its own group, with its celery pool)."""
     for pidfile in (repo / ".dvc" / "tmp").rglob("dvc-exp-worker-*.pid"):
-        pid = int(pidfile.read_text())
         try:
-            os.killpg(os.getpgid(pid), signal.SIGKILL)
-            killed.append(pid)
+            os.killpg(os.getpgid(int(pidfile.read_text())), signal.SIGKILL)
         except ProcessLookupError:
             pass
-    return killed
 
 
 def eval_args(out: Path, name: str = "eval") -> list[str]:
