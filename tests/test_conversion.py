@@ -15,7 +15,7 @@ from deepsnn.conversion import (LayerThreshold, SpikingOptions, activation_layer
                                 read_thresholds, reference_step_outputs, relu_network, write_thresholds)
 from deepsnn.errors import ConversionError
 from deepsnn.params import ParamsError, validate
-from deepsnn.vgg import QCFS, VGG, check_convertible
+from deepsnn.vgg import QCFS, VGG, check_convertible, set_quantize
 from stages import calibrate, convert as convert_stage, download, eval_sweep, train_ann
 
 WIDTH = 1 / 16  # 4..32 channels: the real VGG-16 topology, small enough for CPU tests
@@ -39,10 +39,26 @@ def inputs(seed: int = 1) -> torch.Tensor:
 def clip_limit(model: VGG) -> VGG:
     """What a QCFS network's SNN converges to as T grows: its clip without the floor."""
     limit = copy.deepcopy(model)
-    for module in limit.modules():
-        if isinstance(module, QCFS):
-            module.levels = 1_000_000
+    set_quantize(limit, False)
     return limit
+
+
+def test_qcfs_quantises_to_its_levels_and_its_clip_warm_up_does_not():
+    qcfs = QCFS(levels=4, threshold=2.0)
+    x = torch.linspace(-1.0, 3.0, 401, requires_grad=True)
+    quantised = qcfs(x)
+    # floor(x L / lambda + 1/2): multiples of lambda/L = 0.5, rounded to nearest, clipped to [0, 2]
+    assert sorted(set(quantised.tolist())) == [0.0, 0.5, 1.0, 1.5, 2.0]
+    assert qcfs(torch.tensor([0.74, 0.76])).tolist() == [0.5, 1.0]
+    model = nn.Sequential(QCFS(4), nn.Linear(3, 3), QCFS(4))
+    set_quantize(model, False)
+    assert [m.quantize for m in model.modules() if isinstance(m, QCFS)] == [False, False]
+    qcfs.quantize = False
+    clipped = qcfs(x)
+    assert torch.allclose(clipped, x.detach().clamp(0.0, 2.0))
+    ceiling_test = torch.tensor([-0.5, 0.3, 1.2, 2.5, 3.0])
+    qcfs(ceiling_test).sum().backward()  # the learned ceiling gets a gradient from each input above it
+    assert qcfs.threshold.grad.item() == pytest.approx(2.0)
 
 
 @pytest.mark.parametrize("mode", ["max", "percentile", "qcfs"])
@@ -123,6 +139,7 @@ def test_bad_conversion_requests_fail_before_any_work():
     ("calibrate.mode", "mean", r"calibrate.mode: 'mean' is not allowed; allowed: qcfs, max, percentile"),
     ("convert.initial_potential", "random", r"allowed: half, zero"),
     ("train_ann.activation", "gelu", r"allowed: qcfs, relu"),
+    ("train_ann.qcfs_clip_epochs", -1, r"train_ann.qcfs_clip_epochs: -1 is out of range; allowed: integers in \[0, inf\]"),
 ])
 def test_bad_conversion_params_are_named(path, value, expected):
     from conftest import committed_params
@@ -131,6 +148,37 @@ def test_bad_conversion_params_are_named(path, value, expected):
     params[section][key] = value
     with pytest.raises(ParamsError, match=expected):
         validate(params)
+
+
+def test_qcfs_clip_epochs_must_leave_quantised_epochs(tmp_path):
+    from deepsnn.params import load_params
+    params = write_params(tmp_path / "params.yaml", **{"train_ann.epochs": 6, "train_ann.qcfs_clip_epochs": 6})
+    with pytest.raises(ParamsError, match=r"train_ann.qcfs_clip_epochs: 6 must be smaller than train_ann.epochs "
+                                          r"\(6\).*allowed: 0 .. 5"):
+        load_params(params)
+    relu = write_params(tmp_path / "relu.yaml", **{"train_ann.activation": "relu", "train_ann.epochs": 6,
+                                                    "train_ann.qcfs_clip_epochs": 6})
+    assert load_params(relu)["train_ann"]["qcfs_clip_epochs"] == 6  # ignored without qcfs
+
+
+def test_training_clips_first_then_quantises(monkeypatch):
+    """qcfs_clip_epochs epochs of clip, then quantised epochs; the trained model stays quantised."""
+    from deepsnn import ann_training
+    from deepsnn.data import ImageDataset
+    g = torch.Generator().manual_seed(0)
+    data = ImageDataset(torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8, generator=g),
+                        torch.randint(0, 10, (16,), generator=g),
+                        torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8, generator=g),
+                        torch.randint(0, 10, (8,), generator=g), [str(i) for i in range(10)])
+    seen = []
+    real = ann_training.set_quantize
+    monkeypatch.setattr(ann_training, "set_quantize", lambda m, q: (seen.append(q), real(m, q)))
+    cfg = {"epochs": 3, "qcfs_clip_epochs": 2, "batch_size": 8, "lr": 0.01, "weight_decay": 0.0,
+           "label_smoothing": 0.0, "precision": "fp32", "compile": False}
+    model = random_vgg("qcfs")
+    ann_training.train_ann(model, data, cfg, g, torch.device("cpu"), progress=False)
+    assert seen == [False, False, True]
+    assert all(m.quantize for m in model.modules() if isinstance(m, QCFS))
 
 
 def run_conversion(tmp_path, params) -> dict:

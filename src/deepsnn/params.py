@@ -102,6 +102,7 @@ SCHEMA: dict[str, Any] = {
         "dataset": choice("cifar10"),
         "activation": choice("qcfs", "relu"),  # qcfs: trainable clip-floor-shift, near-lossless at low T
         "qcfs_levels": Int(min=1),  # L, quantisation levels of qcfs (ignored for relu)
+        "qcfs_clip_epochs": Int(min=0),  # first epochs of qcfs train the clip without the floor-shift
         "width": Float(min=0.0, min_open=True),  # multiplies every layer width; 1.0 = VGG-16
         "epochs": Int(min=1),
         "batch_size": Int(min=1),
@@ -176,6 +177,11 @@ def validate(raw: Any, schema: dict[str, Any] = SCHEMA, prefix: str = "") -> dic
 
 def check_relations(params: dict[str, Any]) -> None:
     """Constraints between keys."""
+    ann = params["train_ann"]
+    if ann["activation"] == "qcfs" and ann["qcfs_clip_epochs"] >= ann["epochs"]:
+        raise ParamsError(f"train_ann.qcfs_clip_epochs: {ann['qcfs_clip_epochs']} must be smaller than "
+                          f"train_ann.epochs ({ann['epochs']}), so that the last epochs train the quantised "
+                          f"activation the SNN reproduces; allowed: 0 .. {ann['epochs'] - 1}")
     spatial = params["train_spatial"]
     if spatial["T_train_jitter"] >= spatial["T_train"]:
         raise ParamsError(f"train_spatial.T_train_jitter: {spatial['T_train_jitter']} must be smaller than "

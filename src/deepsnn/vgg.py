@@ -32,20 +32,33 @@ class FloorSTE(torch.autograd.Function):
 class QCFS(nn.Module):
     """Quantisation-clip-floor-shift activation: lambda * clamp(floor(x L / lambda + 1/2) / L, 0, 1).
 
-    `threshold` (lambda) is learned; it becomes the IF neuron's firing threshold on conversion."""
+    `threshold` (lambda) is learned; it becomes the IF neuron's firing threshold on conversion.
+    With `quantize` False it is the same clip without the floor-shift (a ReLU with a learned
+    ceiling, the floor-shift's expectation): the fast-learning warm-up of training."""
 
     def __init__(self, levels: int = 4, threshold: float = 2.0):
         # threshold 2: the clip sits near the top of a BatchNorm'd (unit-variance) input
         super().__init__()
         self.levels = levels
+        self.quantize = True
         self.threshold = nn.Parameter(torch.tensor(float(threshold)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scaled = FloorSTE.apply(x * (self.levels / self.threshold) + 0.5) / self.levels
+        if self.quantize:
+            scaled = FloorSTE.apply(x * (self.levels / self.threshold) + 0.5) / self.levels
+        else:
+            scaled = x / self.threshold
         return scaled.clamp(0.0, 1.0) * self.threshold
 
     def extra_repr(self) -> str:
-        return f"levels={self.levels}"
+        return f"levels={self.levels}, quantize={self.quantize}"
+
+
+def set_quantize(model: nn.Module, quantize: bool) -> None:
+    """Switch every QCFS activation of `model` between floor-shift quantised and plain clip."""
+    for module in model.modules():
+        if isinstance(module, QCFS):
+            module.quantize = quantize
 
 
 def build_vgg(cfg: dict) -> VGG:
