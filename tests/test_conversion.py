@@ -181,6 +181,33 @@ def test_training_clips_first_then_quantises(monkeypatch):
     assert all(m.quantize for m in model.modules() if isinstance(m, QCFS))
 
 
+def test_precision_picks_bf16_autocast_and_keeps_float32_weights():
+    from deepsnn.ann_training import autocast, has_native_bf16
+    cpu, conv, x = torch.device("cpu"), nn.Conv2d(3, 4, 3), torch.randn(2, 3, 8, 8)
+    dtypes = {}
+    for precision in ("fp32", "bf16", "auto"):
+        with autocast(cpu, precision):
+            dtypes[precision] = conv(x).dtype
+    assert dtypes["fp32"] == torch.float32 and dtypes["bf16"] == torch.bfloat16
+    assert dtypes["auto"] == (torch.bfloat16 if has_native_bf16(cpu) else torch.float32)
+    # a bf16 training run updates float32 master weights, and its eval (float32) runs
+    from deepsnn import ann_training
+    from deepsnn.data import ImageDataset
+    g = torch.Generator().manual_seed(0)
+    data = ImageDataset(torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8, generator=g),
+                        torch.randint(0, 10, (16,), generator=g),
+                        torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8, generator=g),
+                        torch.randint(0, 10, (8,), generator=g), [str(i) for i in range(10)])
+    model = random_vgg("qcfs")
+    before = copy.deepcopy(model.state_dict())
+    cfg = {"epochs": 1, "qcfs_clip_epochs": 0, "batch_size": 8, "lr": 0.01, "weight_decay": 0.0,
+           "label_smoothing": 0.0, "precision": "bf16", "compile": False}
+    history = ann_training.train_ann(model, data, cfg, g, cpu, progress=False)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert not torch.equal(before["features.0.weight"], model.state_dict()["features.0.weight"])
+    assert torch.isfinite(torch.tensor(history[0]["train_loss"]))
+
+
 def run_conversion(tmp_path, params) -> dict:
     out = tmp_path / "out"
     download.main(["--params", str(params), "--out-dir", str(out), "--cache", str(tmp_path / "cache")])

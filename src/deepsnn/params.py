@@ -109,7 +109,7 @@ SCHEMA: dict[str, Any] = {
         "lr": Float(min=0.0, min_open=True),  # peak learning rate (SGD Nesterov, one-cycle)
         "weight_decay": Float(min=0.0),
         "label_smoothing": Float(min=0.0, max=1.0),
-        "precision": choice("auto", "fp32", "bf16"),  # auto: bf16 autocast on CUDA, fp32 on CPU
+        "precision": choice("auto", "fp32", "bf16"),  # auto: bf16 autocast where the hardware has bf16, else fp32
         "compile": Bool(),  # torch.compile the training step (fuses BN + activation; ~40 s to compile)
     },
     "calibrate": {
