@@ -161,15 +161,19 @@ def test_qcfs_clip_epochs_must_leave_quantised_epochs(tmp_path):
     assert load_params(relu)["train_ann"]["qcfs_clip_epochs"] == 6  # ignored without qcfs
 
 
+def random_cifar(generator: torch.Generator, train: int = 16, test: int = 8):
+    """A CIFAR-shaped ImageDataset of random pixels and labels, for training-loop tests."""
+    from deepsnn.data import ImageDataset
+    images = lambda n: torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=generator)
+    labels = lambda n: torch.randint(0, 10, (n,), generator=generator)
+    return ImageDataset(images(train), labels(train), images(test), labels(test), [str(i) for i in range(10)])
+
+
 def test_training_clips_first_then_quantises(monkeypatch):
     """qcfs_clip_epochs epochs of clip, then quantised epochs; the trained model stays quantised."""
     from deepsnn import ann_training
-    from deepsnn.data import ImageDataset
     g = torch.Generator().manual_seed(0)
-    data = ImageDataset(torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8, generator=g),
-                        torch.randint(0, 10, (16,), generator=g),
-                        torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8, generator=g),
-                        torch.randint(0, 10, (8,), generator=g), [str(i) for i in range(10)])
+    data = random_cifar(g)
     seen = []
     real = ann_training.set_quantize
     monkeypatch.setattr(ann_training, "set_quantize", lambda m, q: (seen.append(q), real(m, q)))
@@ -192,12 +196,8 @@ def test_precision_picks_bf16_autocast_and_keeps_float32_weights():
     assert dtypes["auto"] == (torch.bfloat16 if has_native_bf16(cpu) else torch.float32)
     # a bf16 training run updates float32 master weights, and its eval (float32) runs
     from deepsnn import ann_training
-    from deepsnn.data import ImageDataset
     g = torch.Generator().manual_seed(0)
-    data = ImageDataset(torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8, generator=g),
-                        torch.randint(0, 10, (16,), generator=g),
-                        torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8, generator=g),
-                        torch.randint(0, 10, (8,), generator=g), [str(i) for i in range(10)])
+    data = random_cifar(g)
     model = random_vgg("qcfs")
     before = copy.deepcopy(model.state_dict())
     cfg = {"epochs": 1, "qcfs_clip_epochs": 0, "batch_size": 8, "lr": 0.01, "weight_decay": 0.0,
