@@ -186,16 +186,15 @@ def test_training_clips_first_then_quantises(monkeypatch):
 
 
 def test_precision_picks_bf16_autocast_and_keeps_float32_weights():
-    from deepsnn.ann_training import autocast, has_native_bf16
+    from deepsnn import ann_training
     cpu, conv, x = torch.device("cpu"), nn.Conv2d(3, 4, 3), torch.randn(2, 3, 8, 8)
     dtypes = {}
     for precision in ("fp32", "bf16", "auto"):
-        with autocast(cpu, precision):
+        with ann_training.autocast(cpu, precision):
             dtypes[precision] = conv(x).dtype
     assert dtypes["fp32"] == torch.float32 and dtypes["bf16"] == torch.bfloat16
-    assert dtypes["auto"] == (torch.bfloat16 if has_native_bf16(cpu) else torch.float32)
+    assert dtypes["auto"] == (torch.bfloat16 if ann_training.has_native_bf16(cpu) else torch.float32)
     # a bf16 training run updates float32 master weights, and its eval (float32) runs
-    from deepsnn import ann_training
     g = torch.Generator().manual_seed(0)
     data = random_cifar(g)
     model = random_vgg("qcfs")
