@@ -17,11 +17,10 @@ import time
 
 import torch
 import yaml
-from torch import nn
 
-from deepsnn.ann_training import autocast
-from deepsnn.training import pick_device
-from deepsnn.vgg import build_vgg
+from deepsnn.conversion.ann.training import autocast, optimizer_and_loss
+from deepsnn.core.training import pick_device
+from deepsnn.conversion.ann.vgg import build_vgg
 
 VARIANTS = {"fp32 eager": ("fp32", False), "fp32 compiled": ("fp32", True), "bf16 compiled": ("bf16", True)}
 
@@ -30,9 +29,7 @@ def make_step(cfg: dict, precision: str, compile_: bool, x: torch.Tensor, y: tor
     torch.manual_seed(0)
     model = build_vgg(cfg).to(device).to(memory_format=torch.channels_last).train()
     forward = torch.compile(model) if compile_ else model
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True,
-                                weight_decay=cfg["weight_decay"])
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
+    optimizer, criterion = optimizer_and_loss(model, cfg)
 
     def step() -> None:
         with autocast(device, precision):

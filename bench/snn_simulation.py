@@ -25,11 +25,14 @@ import time
 import torch
 from spikingjelly.activation_based import functional
 
-from deepsnn.conversion import calibrate_thresholds, convert
-from deepsnn.energy import SpikeCounter
-from deepsnn.evaluation import hardware, predictions_from_steps
-from deepsnn.simulation import ChainSimulator
-from deepsnn.vgg import VGG
+from deepsnn.conversion.ann.vgg import load_trained_vgg
+from deepsnn.conversion.calibration import calibrate_thresholds
+from deepsnn.conversion.snn import convert, load_snn
+from deepsnn.core.energy import SpikeCounter
+from deepsnn.evaluation.simulate import predictions_from_steps
+from deepsnn.evaluation.timing import hardware
+from deepsnn.conversion.chain_simulator import ChainSimulator
+from deepsnn.conversion.ann.vgg import VGG
 
 
 def random_snn(batch: torch.Tensor) -> torch.nn.Module:
@@ -43,13 +46,6 @@ def random_snn(batch: torch.Tensor) -> torch.nn.Module:
 
 
 def trained_snn(snn_path: str, ann_path: str) -> torch.nn.Module:
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for stages/
-    from deepsnn.ann_training import load_trained_vgg
-    from stages.eval_sweep import load_snn
-
     return load_snn(snn_path, load_trained_vgg(ann_path)[0])
 
 

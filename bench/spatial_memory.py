@@ -23,7 +23,7 @@ def worker(method: str, T: int, batch_size: int, steps: int) -> dict:
     import torch
     import yaml
 
-    from deepsnn.spatial import build_spatial_model, spike_count_loss
+    from deepsnn.direct.spatial import build_spatial_model, spike_count_loss
 
     cfg = yaml.safe_load(open("params.yaml"))["train_spatial"]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -14,12 +14,11 @@ import time
 
 import torch
 
-from deepsnn.checkpoint import load_checkpoint
-from deepsnn.data import load_prepared
-from deepsnn.energy import SpikeCounter
-from deepsnn.evaluation import hardware
-from deepsnn.spatial import build_spatial_model
-from deepsnn.training import pick_device, to_float
+from deepsnn.core.data import load_prepared
+from deepsnn.core.energy import SpikeCounter
+from deepsnn.evaluation.timing import hardware
+from deepsnn.direct.spatial import load_spatial_model
+from deepsnn.core.training import pick_device, to_float
 
 
 def main() -> None:
@@ -32,10 +31,8 @@ def main() -> None:
     args = parser.parse_args()
     device = pick_device()
     data = load_prepared(args.data)
-    checkpoint = load_checkpoint(args.model)
-    model = build_spatial_model(checkpoint["params"]["train_spatial"], data)
-    model.load_state_dict(checkpoint["state_dict"])
-    model.to(device).eval()
+    model, _ = load_spatial_model(args.model, data)
+    model.to(device)
     x = to_float(data.test_images[:args.batch].to(device))
     print(f"{hardware(device)}, torch {torch.__version__}, eval_spatial's simulator, T={args.T}, batch {args.batch}")
 

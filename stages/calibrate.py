@@ -6,13 +6,15 @@ import argparse
 import time
 from pathlib import Path
 
-from deepsnn import cli
-from deepsnn.conversion import calibrate_thresholds, write_thresholds
-from deepsnn.data import load_prepared
-from deepsnn.io import write_json
-from deepsnn.params import ParamsError, load_params
-from deepsnn.ann_training import CIFAR10_MEAN, CIFAR10_STD, load_trained_vgg, normalizer
-from deepsnn.training import pick_device
+from deepsnn.conversion.ann.training import CIFAR10_MEAN, CIFAR10_STD, normalizer
+from deepsnn.conversion.calibration import calibrate_thresholds, write_thresholds
+from deepsnn.conversion.params import CONVERSION
+from deepsnn.conversion.ann.vgg import load_trained_vgg
+from deepsnn.core import cli
+from deepsnn.core.data import load_prepared
+from deepsnn.core.io import write_json
+from deepsnn.core.params import ParamsError, load_params
+from deepsnn.core.training import pick_device
 
 PARAMS = ["calibrate"]  # must match dvc.yaml
 
@@ -26,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
     args = parser.parse_args(argv)
 
-    cfg = load_params(args.params)["calibrate"]
+    cfg = load_params(args.params, CONVERSION)["calibrate"]
     start = time.perf_counter()
     model, ann_params = load_trained_vgg(args.model)
     if cfg["mode"] == "qcfs" and ann_params["train_ann"]["activation"] != "qcfs":

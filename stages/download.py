@@ -11,15 +11,19 @@ import argparse
 import time
 from pathlib import Path
 
-from deepsnn import cli
-from deepsnn.data import fetch, save_prepared
-from deepsnn.params import load_params
+from deepsnn.core import cli
+from deepsnn.core.data import DATASETS, fetch, save_prepared
+from deepsnn.core.params import Choice, read_yaml, select, validate_params
 
 PARAMS = ["train_spatial.dataset", "train_ann.dataset"]  # must match dvc.yaml
 
 
-def selected_datasets(params: dict) -> list[str]:
-    return sorted({params["train_spatial"]["dataset"], params["train_ann"]["dataset"]})
+def selected_datasets(raw: dict) -> list[str]:
+    """The data sets the two pipelines' params name, each checked against what this stage provides
+    (whether a pipeline can train on it is for its training stage to say, a few seconds later)."""
+    validate_params(raw)  # the top-level keys; each pipeline's stages validate its sections
+    provided = Choice(tuple(DATASETS))
+    return sorted({provided.check(key, value) for key, value in select(raw, PARAMS).items()})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,13 +33,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", type=Path, default=Path("data/downloads"), help="where downloads land")
     args = parser.parse_args(argv)
 
-    params = load_params(args.params)
-    for name in selected_datasets(params):
+    fetched = {}
+    for name in selected_datasets(read_yaml(args.params)):  # all fetched and verified before any is written
         start = time.perf_counter()
-        dataset, source = fetch(name, args.cache)
-        save_prepared(dataset, args.out_dir / f"{name}.pt")
+        fetched[name] = dataset, source = fetch(name, args.cache)
         print(f"{name}: {len(dataset.train_labels):,} train / {len(dataset.test_labels):,} test images "
               f"from {source}, content verified ({time.perf_counter() - start:.1f} s)")
+    for name, (dataset, _) in fetched.items():
+        save_prepared(dataset, args.out_dir / f"{name}.pt")
 
 
 if __name__ == "__main__":

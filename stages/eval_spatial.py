@@ -8,16 +8,20 @@ from pathlib import Path
 
 from torch import nn
 
-from deepsnn import cli
-from deepsnn.checkpoint import load_checkpoint
-from deepsnn.data import DATASETS, load_prepared
-from deepsnn.energy import count_macs
-from deepsnn.evaluation import add_output_args, simulate_test_set, write_evaluation
-from deepsnn.params import load_params
-from deepsnn.spatial import build_spatial_model
-from deepsnn.training import pick_device, to_float
+from deepsnn.core import cli
+from deepsnn.core.data import DATASETS, load_prepared
+from deepsnn.core.energy import count_macs
+from deepsnn.core.params import load_params
+from deepsnn.core.training import pick_device, to_float
+from deepsnn.direct.params import DIRECT
+from deepsnn.direct.spatial import load_spatial_model
+from deepsnn.evaluation.outputs import Evaluation, EvaluationPaths, write_evaluation
+from deepsnn.evaluation.simulate import plan_simulation, simulate_test_set
+from deepsnn.evaluation.stored import source_deps
+from deepsnn.evaluation.timing import hardware
 
 PARAMS = ["T_eval", "eval_spatial"]  # must match dvc.yaml
+STAGE = "eval_spatial"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,18 +29,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--data", type=Path, required=True, help="prepared data set (.pt)")
     parser.add_argument("--model", type=Path, required=True, help="checkpoint from train_spatial")
-    add_output_args(parser)
+    EvaluationPaths.add_arguments(parser)
     args = parser.parse_args(argv)
+    paths = EvaluationPaths.from_args(args)
 
-    params = load_params(args.params)
-    cfg, T_eval = params["eval_spatial"], params["T_eval"]
+    params = load_params(args.params, DIRECT)
+    cfg, T_eval = params[STAGE], params["T_eval"]
     start = time.perf_counter()
     device = pick_device()
     data = load_prepared(args.data)
-    checkpoint = load_checkpoint(args.model)
-    model = build_spatial_model(checkpoint["params"]["train_spatial"], data)
-    model.load_state_dict(checkpoint["state_dict"])
-    model.to(device).eval()
+    model, model_params = load_spatial_model(args.model, data)
+    model.to(device)
+    plan = plan_simulation(STAGE, cfg, T_eval, len(data.classes), paths.simulation, source_deps(STAGE),
+                           [args.model, args.data], {"batch_size": cfg["batch_size"], "device": device.type})
 
     def extra() -> dict:
         example = to_float(data.test_images[:1].to(device))
@@ -44,11 +49,11 @@ def main(argv: list[str] | None = None) -> None:
         ann = nn.Sequential(model.conv1, model.pool, model.conv2, model.pool, nn.Flatten(), model.fc)
         return {"analog_macs": count_macs(model.conv1, example), "ann_macs": count_macs(ann, example)}
 
-    sim, reused, latency = simulate_test_set(model.step_outputs, model.spiking_layers, data, to_float, cfg, T_eval,
-                                             device, [args.model, args.data], args.simulation, "eval_spatial", extra)
-    dataset = checkpoint["params"]["train_spatial"]["dataset"]
-    write_evaluation(sim, data.test_labels, T_eval, latency, args, f"Direct-trained SNN ({DATASETS[dataset].folder})",
-                     "accuracy", start, device, reused)
+    sim, reused, latency = simulate_test_set(plan, model.step_outputs, model.spiking_layers, data, to_float, device,
+                                             extra)
+    dataset = model_params["train_spatial"]["dataset"]
+    write_evaluation(Evaluation(sim, data.test_labels, T_eval, latency, reused, hardware(device),
+                                f"Direct-trained SNN ({DATASETS[dataset].folder})", "accuracy", start), paths)
 
 
 if __name__ == "__main__":

@@ -6,29 +6,23 @@ import argparse
 import time
 from pathlib import Path
 
-import torch
-
-from deepsnn import cli
-from deepsnn.ann_training import CIFAR10_MEAN, CIFAR10_STD, ann_accuracy, load_trained_vgg, normalizer
-from deepsnn.checkpoint import load_checkpoint
-from deepsnn.conversion import LayerThreshold, SpikingOptions, convert
-from deepsnn.data import load_prepared
-from deepsnn.energy import count_macs
-from deepsnn.evaluation import add_output_args, simulate_test_set, write_evaluation
-from deepsnn.params import load_params
-from deepsnn.simulation import ChainSimulator
-from deepsnn.training import pick_device
+from deepsnn.conversion.ann.training import CIFAR10_MEAN, CIFAR10_STD, ann_accuracy, normalizer
+from deepsnn.conversion.chain_simulator import ChainSimulator
+from deepsnn.conversion.params import CONVERSION
+from deepsnn.conversion.snn import load_snn
+from deepsnn.conversion.ann.vgg import load_trained_vgg
+from deepsnn.core import cli
+from deepsnn.core.data import load_prepared
+from deepsnn.core.energy import count_macs
+from deepsnn.core.params import load_params
+from deepsnn.core.training import pick_device
+from deepsnn.evaluation.outputs import Evaluation, EvaluationPaths, write_evaluation
+from deepsnn.evaluation.simulate import plan_simulation, simulate_test_set
+from deepsnn.evaluation.stored import source_deps
+from deepsnn.evaluation.timing import hardware
 
 PARAMS = ["T_eval", "eval_sweep"]  # must match dvc.yaml
-
-
-def load_snn(snn_path: Path, ann: torch.nn.Module) -> torch.nn.Module:
-    """Rebuild the converted SNN from its checkpoint (structure by conversion, weights loaded)."""
-    saved = load_checkpoint(snn_path)
-    thresholds = [LayerThreshold(**t) for t in saved["thresholds"]]
-    snn = convert(ann, thresholds, SpikingOptions(**saved["options"]))
-    snn.load_state_dict(saved["state_dict"])
-    return snn
+STAGE = "eval_sweep"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,17 +31,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, required=True, help="prepared data set (.pt)")
     parser.add_argument("--model", type=Path, required=True, help="ANN checkpoint from train_ann")
     parser.add_argument("--snn", type=Path, required=True, help="SNN checkpoint from convert")
-    add_output_args(parser)
+    EvaluationPaths.add_arguments(parser)
     args = parser.parse_args(argv)
+    paths = EvaluationPaths.from_args(args)
 
-    params = load_params(args.params)
-    cfg, T_eval = params["eval_sweep"], params["T_eval"]
+    params = load_params(args.params, CONVERSION)
+    cfg, T_eval = params[STAGE], params["T_eval"]
     start = time.perf_counter()
     device = pick_device()
-    data = load_prepared(args.data)
     ann, _ = load_trained_vgg(args.model)
+    snn = load_snn(args.snn, ann)
+    data = load_prepared(args.data)
     ann.to(device)
-    snn = load_snn(args.snn, ann).to(device)
+    snn.to(device)
+    # what changes the simulation: the code, model and data, and these settings (not the horizon or T_eval:
+    # a longer stored simulation answers for any shorter T)
+    plan = plan_simulation(STAGE, cfg, T_eval, len(data.classes), paths.simulation, source_deps(STAGE),
+                           [args.model, args.snn, args.data],
+                           {"batch_size": cfg["batch_size"], "compile": cfg["compile"], "device": device.type})
     simulator = ChainSimulator(snn, compile=cfg["compile"])  # SpikingJelly's loop minus repeated work
     prepare = normalizer(CIFAR10_MEAN, CIFAR10_STD)
 
@@ -56,13 +57,12 @@ def main(argv: list[str] | None = None) -> None:
         return {"ann_accuracy": ann_accuracy(ann, data.test_images, data.test_labels, device),
                 "analog_macs": count_macs(simulator.prefix, example), "ann_macs": count_macs(ann, example)}
 
-    sim, reused, latency = simulate_test_set(simulator.step_outputs, simulator.spiking_layers, data, prepare, cfg,
-                                             T_eval, device, [args.model, args.snn, args.data], args.simulation,
-                                             "eval_sweep", extra)
+    sim, reused, latency = simulate_test_set(plan, simulator.step_outputs, simulator.spiking_layers, data, prepare,
+                                             device, extra)
     ann_acc = sim.extra["ann_accuracy"]
-    write_evaluation(sim, data.test_labels, T_eval, latency, args, "VGG-16 converted to an SNN (CIFAR-10)",
-                     "snn_accuracy", start, device, reused, extra={"ann_accuracy": round(ann_acc, 4)},
-                     reference=("ANN", ann_acc))
+    write_evaluation(Evaluation(sim, data.test_labels, T_eval, latency, reused, hardware(device),
+                                "VGG-16 converted to an SNN (CIFAR-10)", "snn_accuracy", start,
+                                metrics={"ann_accuracy": round(ann_acc, 4)}, reference=("ANN", ann_acc)), paths)
 
 
 if __name__ == "__main__":

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from deepsnn import cli
-from deepsnn.checkpoint import save_checkpoint
-from deepsnn.data import load_prepared
-from deepsnn.io import atomic_path, write_json
-from deepsnn.params import load_params, select
-from deepsnn.ann_training import ann_accuracy, train_ann
-from deepsnn.training import pick_device, seed_everything
-from deepsnn.vgg import build_vgg
+from deepsnn.core import cli
+from deepsnn.core.checkpoint import save_checkpoint
+from deepsnn.core.data import load_prepared
+from deepsnn.core.io import atomic_path, write_json
+from deepsnn.conversion.ann.params import TRAIN_ANN
+from deepsnn.core.params import load_params, select
+from deepsnn.conversion.ann.training import ann_accuracy, train_ann
+from deepsnn.core.training import pick_device, seed_everything
+from deepsnn.conversion.ann.vgg import build_vgg
 
 PARAMS = ["seed", "train_ann"]  # must match dvc.yaml
 
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
     args = parser.parse_args(argv)
 
-    params = load_params(args.params)
+    params = load_params(args.params, TRAIN_ANN)
     cfg = params["train_ann"]
     device = pick_device()
     data = load_prepared(args.data)

@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from deepsnn import cli
-from deepsnn.checkpoint import save_checkpoint
-from deepsnn.data import load_prepared
-from deepsnn.io import atomic_path, write_json
-from deepsnn.params import load_params, select
-from deepsnn.spatial import build_spatial_model
-from deepsnn.training import accuracy, pick_device, seed_everything, train_spatial
+from deepsnn.core import cli
+from deepsnn.core.checkpoint import save_checkpoint
+from deepsnn.core.data import load_prepared
+from deepsnn.core.io import atomic_path, write_json
+from deepsnn.core.params import load_params, select
+from deepsnn.direct.params import DIRECT
+from deepsnn.direct.spatial import build_spatial_model
+from deepsnn.core.training import pick_device, seed_everything
+from deepsnn.direct.training import accuracy, train_spatial
 
 PARAMS = ["seed", "train_spatial"]  # must match dvc.yaml
 
@@ -28,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
     args = parser.parse_args(argv)
 
-    params = load_params(args.params)
+    params = load_params(args.params, DIRECT)
     cfg = params["train_spatial"]
     device = pick_device()
     data = load_prepared(args.data)

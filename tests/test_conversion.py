@@ -11,11 +11,12 @@ import torch
 from torch import nn
 
 from conftest import TINY_CONVERSION, eval_args, write_params
-from deepsnn.conversion import (LayerThreshold, SpikingOptions, activation_layers, calibrate_thresholds, convert,
-                                read_thresholds, reference_step_outputs, relu_network, write_thresholds)
-from deepsnn.errors import ConversionError
-from deepsnn.params import ParamsError, validate
-from deepsnn.vgg import QCFS, VGG, check_convertible, set_quantize
+from deepsnn.conversion.calibration import LayerThreshold, activation_layers, calibrate_thresholds, read_thresholds, write_thresholds
+from deepsnn.conversion.snn import SpikingOptions, convert, reference_step_outputs, relu_network
+from deepsnn.core.errors import ConversionError
+from deepsnn.conversion.params import CONVERSION
+from deepsnn.core.params import ParamsError, validate_params
+from deepsnn.conversion.ann.vgg import QCFS, VGG, check_convertible, set_quantize
 from stages import calibrate, convert as convert_stage, download, eval_sweep, train_ann
 
 WIDTH = 1 / 16  # 4..32 channels: the real VGG-16 topology, small enough for CPU tests
@@ -147,23 +148,23 @@ def test_bad_conversion_params_are_named(path, value, expected):
     section, key = path.split(".")
     params[section][key] = value
     with pytest.raises(ParamsError, match=expected):
-        validate(params)
+        validate_params(params, CONVERSION)
 
 
 def test_qcfs_clip_epochs_must_leave_quantised_epochs(tmp_path):
-    from deepsnn.params import load_params
+    from deepsnn.core.params import load_params
     params = write_params(tmp_path / "params.yaml", **{"train_ann.epochs": 6, "train_ann.qcfs_clip_epochs": 6})
     with pytest.raises(ParamsError, match=r"train_ann.qcfs_clip_epochs: 6 must be smaller than train_ann.epochs "
                                           r"\(6\).*allowed: 0 .. 5"):
-        load_params(params)
+        load_params(params, CONVERSION)
     relu = write_params(tmp_path / "relu.yaml", **{"train_ann.activation": "relu", "train_ann.epochs": 6,
                                                     "train_ann.qcfs_clip_epochs": 6})
-    assert load_params(relu)["train_ann"]["qcfs_clip_epochs"] == 6  # ignored without qcfs
+    assert load_params(relu, CONVERSION)["train_ann"]["qcfs_clip_epochs"] == 6  # ignored without qcfs
 
 
 def random_cifar(generator: torch.Generator, train: int = 16, test: int = 8):
     """A CIFAR-shaped ImageDataset of random pixels and labels, for training-loop tests."""
-    from deepsnn.data import ImageDataset
+    from deepsnn.core.data import ImageDataset
     images = lambda n: torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=generator)
     labels = lambda n: torch.randint(0, 10, (n,), generator=generator)
     return ImageDataset(images(train), labels(train), images(test), labels(test), [str(i) for i in range(10)])
@@ -171,7 +172,7 @@ def random_cifar(generator: torch.Generator, train: int = 16, test: int = 8):
 
 def test_training_clips_first_then_quantises(monkeypatch):
     """qcfs_clip_epochs epochs of clip, then quantised epochs; the trained model stays quantised."""
-    from deepsnn import ann_training
+    from deepsnn.conversion.ann import training as ann_training
     g = torch.Generator().manual_seed(0)
     data = random_cifar(g)
     seen = []
@@ -186,7 +187,7 @@ def test_training_clips_first_then_quantises(monkeypatch):
 
 
 def test_precision_picks_bf16_autocast_and_keeps_float32_weights():
-    from deepsnn import ann_training
+    from deepsnn.conversion.ann import training as ann_training
     cpu, conv, x = torch.device("cpu"), nn.Conv2d(3, 4, 3), torch.randn(2, 3, 8, 8)
     dtypes = {}
     for precision in ("fp32", "bf16", "auto"):
@@ -258,9 +259,9 @@ def test_calibrate_stage_refuses_qcfs_mode_for_a_relu_network(mirror, tmp_path):
 
 @pytest.mark.parametrize("options", [SpikingOptions("soft", "half"), SpikingOptions("hard", "zero")], ids=str)
 def test_fast_simulator_matches_the_reference_loop(options):
-    from deepsnn.energy import SpikeCounter
-    from deepsnn.evaluation import predictions_from_steps
-    from deepsnn.simulation import ChainSimulator
+    from deepsnn.core.energy import SpikeCounter
+    from deepsnn.evaluation.simulate import predictions_from_steps
+    from deepsnn.conversion.chain_simulator import ChainSimulator
 
     model = random_vgg()
     x = inputs()
@@ -285,7 +286,7 @@ def test_fast_simulator_matches_the_reference_loop(options):
 
 
 def test_simulator_rejects_graphs_that_are_not_chains():
-    from deepsnn.simulation import chain_modules
+    from deepsnn.conversion.chain_simulator import chain_modules
 
     class Residual(nn.Module):
         def __init__(self):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import pickle
 import stat
@@ -12,8 +13,8 @@ import pytest
 import torch
 import torchvision
 
-from deepsnn import data as data_mod
-from deepsnn.data import DataError, fetch, load_prepared, read_raw, save_prepared
+from deepsnn.core import data as data_mod
+from deepsnn.core.data import DataError, fetch, load_prepared, read_raw, save_prepared
 
 from conftest import write_params
 from stages import download as download_stage
@@ -117,7 +118,7 @@ def test_offline_without_mirror_gives_one_clear_error(monkeypatch, tmp_path):
 
 
 def test_stage_reports_data_errors_without_traceback(monkeypatch, tmp_path, capsys):
-    from deepsnn import cli
+    from deepsnn.core import cli
 
     def failing():
         raise DataError("mnist: missing file x")
@@ -127,22 +128,43 @@ def test_stage_reports_data_errors_without_traceback(monkeypatch, tmp_path, caps
     assert exit_info.value.code == "error: mnist: missing file x"
 
 
-def test_fashion_mnist_without_content_table_checks_torchvision_md5(mirror, monkeypatch):
+def test_fashion_mnist_is_verified_by_content_with_the_built_in_table(mirror, monkeypatch):
     monkeypatch.delenv("DEEPSNN_CONTENT_SHA256")
-    # generated files are not the real Fashion-MNIST archives, so torchvision's md5s reject them
-    with pytest.raises(DataError, match="md5"):
+    # generated files are not the real Fashion-MNIST: the built-in content table refuses them
+    with pytest.raises(DataError, match="fashion_mnist: content check failed for train-images-idx3-ubyte.*expected c59f468a"):
         read_raw("fashion_mnist", mirror["root"])
 
 
+def test_recompressed_archives_with_the_right_content_pass(mirror):
+    """Debian's Fashion-MNIST archives are re-compressed: other bytes, the same content."""
+    raw = mirror["root"] / "FashionMNIST" / "raw"
+    for archive in raw.glob("*.gz"):
+        content = gzip.decompress(archive.read_bytes())
+        recompressed = gzip.compress(content, compresslevel=1, mtime=12345)
+        assert recompressed != archive.read_bytes()
+        archive.write_bytes(recompressed)
+    dataset = read_raw("fashion_mnist", mirror["root"])
+    expected = mirror["sets"]["fashion_mnist"]["arrays"]["train-images-idx3-ubyte"]
+    assert torch.equal(dataset.train_images[:, 0], torch.from_numpy(expected))
+
+
+def test_a_content_table_without_the_set_is_refused(mirror, tmp_path, monkeypatch):
+    table = tmp_path / "partial.json"
+    table.write_text(json.dumps({"mnist": mirror["sets"]["mnist"]["sha256"]}))
+    monkeypatch.setenv("DEEPSNN_CONTENT_SHA256", str(table))
+    with pytest.raises(DataError, match=r"cifar10: the table in .*partial.json .* has no entry for it"):
+        read_raw("cifar10", mirror["root"])
+
+
 def test_builtin_tables_cover_real_sets():
-    assert set(data_mod.CONTENT_SHA256) == {"mnist", "cifar10"}
+    assert set(data_mod.CONTENT_SHA256) == {"mnist", "fashion_mnist", "cifar10"} == set(data_mod.DATASETS)
     for table in data_mod.CONTENT_SHA256.values():
         assert all(len(h) == 64 and int(h, 16) >= 0 for h in table.values())
 
 
 def test_saved_files_are_byte_identical_for_equal_contents(tmp_path):
     """DVC hashes bytes: saving the same data twice must not look like a change."""
-    from deepsnn.io import atomic_save
+    from deepsnn.core.io import atomic_save
 
     payload = {"images": torch.arange(100, dtype=torch.uint8).view(4, 25), "labels": torch.arange(4)}
     atomic_save(payload, tmp_path / "a.pt")
@@ -151,7 +173,7 @@ def test_saved_files_are_byte_identical_for_equal_contents(tmp_path):
 
 
 def test_written_files_get_the_usual_permissions(tmp_path):
-    from deepsnn.io import write_json
+    from deepsnn.core.io import write_json
 
     umask = os.umask(0o022)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from conftest import copy_repo, dvc
-from deepsnn.data import load_prepared
+from deepsnn.core.data import load_prepared
 
 
 def test_dvc_repro_download_against_a_mirror(mirror, tmp_path):

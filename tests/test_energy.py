@@ -7,12 +7,13 @@ import torch
 from spikingjelly.activation_based.op_counter import DispatchCounterMode, SynOpCounter
 from torch import nn
 
-from deepsnn.conversion import SpikingOptions, calibrate_thresholds, convert
-from deepsnn.energy import (ENERGY_AC_PJ, ENERGY_MAC_PJ, SpikeCounter, SpikeStats, SpikingLayer, count_macs,
+from deepsnn.conversion.calibration import calibrate_thresholds
+from deepsnn.conversion.snn import SpikingOptions, convert
+from deepsnn.core.energy import (ENERGY_AC_PJ, ENERGY_MAC_PJ, SpikeCounter, SpikeStats, SpikingLayer, count_macs,
                             fan_out)
-from deepsnn.neurons import NeuronConfig, step
-from deepsnn.simulation import ChainSimulator
-from deepsnn.vgg import VGG
+from deepsnn.core.neurons import NeuronConfig, step
+from deepsnn.conversion.chain_simulator import ChainSimulator
+from deepsnn.conversion.ann.vgg import VGG
 
 
 def synops_of_one_step(downstream: list[nn.Module], spikes: torch.Tensor) -> float:

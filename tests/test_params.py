@@ -7,11 +7,13 @@ import copy
 import pytest
 
 from conftest import committed_params, write_params
-from deepsnn.params import ParamsError, load_params, validate
+from deepsnn.conversion.params import CONVERSION
+from deepsnn.core.params import ParamsError, load_params, validate_params
+from deepsnn.direct.params import DIRECT
 
 
 def test_committed_params_are_valid():
-    params = load_params("params.yaml")
+    params = load_params("params.yaml", CONVERSION, DIRECT)
     assert params["T_eval"] >= 1 and "T_eval" not in params["train_spatial"]
 
 
@@ -46,7 +48,7 @@ def with_change(path: str, value, delete: bool = False) -> dict:
 ])
 def test_bad_values_are_named(path, value, expected):
     with pytest.raises(ParamsError, match=expected):
-        validate(with_change(path, value))
+        validate_params(with_change(path, value), CONVERSION, DIRECT)
 
 
 @pytest.mark.parametrize("path, expected", [
@@ -56,7 +58,7 @@ def test_bad_values_are_named(path, value, expected):
 ])
 def test_missing_keys_are_named(path, expected):
     with pytest.raises(ParamsError, match=expected):
-        validate(with_change(path, None, delete=True))
+        validate_params(with_change(path, None, delete=True), CONVERSION, DIRECT)
 
 
 def test_bad_yaml_and_missing_file(tmp_path):
@@ -70,7 +72,7 @@ def test_bad_yaml_and_missing_file(tmp_path):
 
 def test_stage_rejects_bad_params_before_touching_data(tmp_path):
     """The data path does not exist: a params error must come first, as one clean line."""
-    from deepsnn import cli
+    from deepsnn.core import cli
     from stages import train_spatial
 
     params = write_params(tmp_path / "params.yaml", **{"train_spatial.T_train": 0})
@@ -85,4 +87,4 @@ def test_stage_rejects_bad_params_before_touching_data(tmp_path):
 def test_jitter_must_leave_T_positive(tmp_path):
     params = write_params(tmp_path / "params.yaml", **{"train_spatial.T_train": 4, "train_spatial.T_train_jitter": 4})
     with pytest.raises(ParamsError, match=r"train_spatial.T_train_jitter: 4 must be smaller than train_spatial.T_train"):
-        load_params(params)
+        load_params(params, DIRECT)

@@ -10,8 +10,8 @@ import torch
 from spikingjelly.activation_based import functional
 
 from conftest import TINY_SPATIAL, eval_args, write_params
-from deepsnn.neurons import NeuronConfig, step
-from deepsnn.spatial import SpikingCNN, bn_affine, spike_count_loss
+from deepsnn.core.neurons import NeuronConfig, step
+from deepsnn.direct.spatial import SpikingCNN, bn_affine, spike_count_loss
 from stages import download, eval_spatial, train_spatial
 
 CONFIGS = [NeuronConfig(kind, reset, v_init=v_init) for kind in ("if", "lif") for reset in ("soft", "hard")

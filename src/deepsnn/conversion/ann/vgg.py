@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deepsnn.errors import ConversionError
+from deepsnn.core.checkpoint import load_checkpoint, load_weights
+from deepsnn.core.errors import ConversionError
 
 # numbers are conv widths, "A" is a 2x2 average pool (max pooling does not convert to spikes)
 VGG16 = [64, 64, "A", 128, 128, "A", 256, 256, 256, "A", 512, 512, 512, "A", 512, 512, 512, "A"]
@@ -112,3 +113,10 @@ def check_convertible(model: nn.Module) -> None:
                              "rate-coded spikes; use nn.AvgPool2d")
         if isinstance(module, (nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.LeakyReLU)):
             raise ConversionError(f"layer {name} is {type(module).__name__}: only ReLU or QCFS activations convert")
+
+
+def load_trained_vgg(path) -> tuple[VGG, dict]:
+    """The ANN saved by train_ann (eval mode, on CPU) and the params that made it."""
+    checkpoint = load_checkpoint(path, written_by="train_ann")
+    model = load_weights(build_vgg(checkpoint["params"]["train_ann"]), checkpoint, path, "train_ann")
+    return model.eval(), checkpoint["params"]

@@ -25,11 +25,12 @@ import torch.nn.functional as F
 from spikingjelly.activation_based import functional
 from torch import nn
 
-from deepsnn.energy import SpikeCounter, SpikingLayer
-from deepsnn.neurons import NeuronConfig, step
+from deepsnn.core.checkpoint import load_checkpoint, load_weights
+from deepsnn.core.energy import SpikeCounter, SpikingLayer
+from deepsnn.core.neurons import NeuronConfig, step
 
 if TYPE_CHECKING:
-    from deepsnn.data import ImageDataset
+    from deepsnn.core.data import ImageDataset
 
 def bn_affine(bn: nn.BatchNorm2d, mean_current: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel (scale, shift) of `bn`, shaped [1, C, 1, 1].
@@ -231,3 +232,10 @@ def build_spatial_model(cfg: dict, data: ImageDataset | None = None) -> SpikingC
     return SpikingCNN(cfg["channels"], num_classes=len(data.classes), in_channels=in_channels,
                       image_size=size, neuron_config=neuron_config, population=cfg["output_population"],
                       conv1_kernel=cfg["conv1_kernel"])
+
+
+def load_spatial_model(path, data: ImageDataset) -> tuple[SpikingCNN, dict]:
+    """The SNN saved by train_spatial (eval mode, on CPU) and the params that made it."""
+    checkpoint = load_checkpoint(path, written_by="train_spatial")
+    model = build_spatial_model(checkpoint["params"]["train_spatial"], data)
+    return load_weights(model, checkpoint, path, "train_spatial").eval(), checkpoint["params"]

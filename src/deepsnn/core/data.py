@@ -13,14 +13,15 @@ import hashlib
 import json
 import os
 import pickle
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from deepsnn.errors import UserError
-from deepsnn.io import atomic_save
+from deepsnn.core.errors import UserError
+from deepsnn.core.io import atomic_save
 
 MIRROR_ENV = "DEEPSNN_DATA_MIRROR"  # folders (os.pathsep-separated) in torchvision's layout
 CHECKSUMS_ENV = "DEEPSNN_CONTENT_SHA256"  # JSON file replacing the built-in content table
@@ -71,16 +72,22 @@ IDX_FILES = {  # split -> (images, labels), decompressed names
 }
 CIFAR_BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 
-# Content sha256s. MNIST: of the decompressed idx files; CIFAR-10: of the decoded uint8 arrays
-# (data rows N x 3072 as R, G, B planes; labels as uint8), rows in file order. Both from the
-# data provider's README (../shared/datasets/README.md). Fashion-MNIST has no published content
-# hash here: it is verified by the archive md5s torchvision itself checks.
+# Content sha256s. MNIST and Fashion-MNIST: of the decompressed idx files (so re-compressed
+# archives with the right content pass); CIFAR-10: of the decoded uint8 arrays (data rows
+# N x 3072 as R, G, B planes; labels as uint8), rows in file order. From the data provider's
+# README (../shared/datasets/README.md).
 CONTENT_SHA256: dict[str, dict[str, str]] = {
     "mnist": {
         "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
         "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
         "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
         "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    },
+    "fashion_mnist": {
+        "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
     },
     "cifar10": {
         "train_data": "9d5c2eddadb0deff02c14c350c0385aab7b1d5ff1edfeb4997c8dc8644960111",
@@ -106,18 +113,22 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def expected_checksums(name: str) -> dict[str, str] | None:
+def expected_checksums(name: str) -> dict[str, str]:
     """The content table for `name`: the built-in one, or the file named by $DEEPSNN_CONTENT_SHA256."""
     override = os.environ.get(CHECKSUMS_ENV)
+    table = CONTENT_SHA256
     if override:
-        table = json.loads(Path(override).read_text())
-        return table.get(name)
-    return CONTENT_SHA256.get(name)
+        try:
+            table = json.loads(Path(override).read_text())
+        except (OSError, ValueError) as err:
+            raise DataError(f"{CHECKSUMS_ENV}={override}: not a readable JSON content table ({err})") from None
+    if name not in table:
+        where = f"the table in {override} ({CHECKSUMS_ENV})" if override else "the built-in content table"
+        raise DataError(f"{name}: {where} has no entry for it, so its content cannot be verified")
+    return table[name]
 
 
-def _check(name: str, key: str, got: str, expected: dict[str, str] | None, source: Path) -> None:
-    if expected is None:
-        return
+def _check(name: str, key: str, got: str, expected: dict[str, str], source: Path) -> None:
     if got != expected.get(key):
         raise DataError(
             f"{name}: content check failed for {key} in {source} (sha256 {got}, expected "
@@ -148,7 +159,7 @@ def decode_idx(raw: bytes, source: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def read_idx_family(name: str, raw_dir: Path, expected: dict[str, str] | None) -> ImageDataset:
+def read_idx_family(name: str, raw_dir: Path, expected: dict[str, str]) -> ImageDataset:
     arrays = {}
     for split, (images_file, labels_file) in IDX_FILES.items():
         for stem in (images_file, labels_file):
@@ -195,7 +206,7 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data, labels
 
 
-def read_cifar_family(name: str, batches_dir: Path, expected: dict[str, str] | None) -> ImageDataset:
+def read_cifar_family(name: str, batches_dir: Path, expected: dict[str, str]) -> ImageDataset:
     out = []
     for split, files in CIFAR_BATCHES.items():
         parts = [_read_cifar_batch(batches_dir / f) for f in files]
@@ -212,23 +223,8 @@ def read_raw(name: str, root: Path) -> ImageDataset:
     spec = DATASETS[name]
     expected = expected_checksums(name)
     if isinstance(spec, IdxFamily):
-        if expected is None:
-            _check_torchvision_md5(name, root / spec.folder / "raw")
         return read_idx_family(name, root / spec.folder / "raw", expected)
     return read_cifar_family(name, root / spec.folder, expected)
-
-
-def _check_torchvision_md5(name: str, raw_dir: Path) -> None:
-    """Fallback check for sets without a content table: the archive md5s torchvision lists."""
-    import torchvision
-
-    for url, md5 in getattr(torchvision.datasets, DATASETS[name].torchvision_name).resources:
-        path = raw_dir / Path(url).name
-        if not path.exists():
-            raise DataError(f"missing file {path}")
-        got = hashlib.md5(path.read_bytes()).hexdigest()
-        if got != md5:
-            raise DataError(f"{name}: {path} has md5 {got}, expected {md5}; it is corrupted or not the real file")
 
 
 def mirror_dirs() -> list[Path]:
@@ -237,26 +233,38 @@ def mirror_dirs() -> list[Path]:
 
 
 def find_in_mirrors(name: str, mirrors: list[Path]) -> Path | None:
+    """The first mirror folder holding data set `name` in torchvision's layout. A mirror folder that
+    does not exist is an error (a typo in the variable should not fall through to a download)."""
     folder = DATASETS[name].folder
     for root in mirrors:
+        if not root.is_dir():
+            raise DataError(f"{MIRROR_ENV}: the folder {root} does not exist (searched, in order: "
+                            f"{', '.join(map(str, mirrors))}). Fix the path or remove it from the variable.")
         if (root / folder).is_dir():
             return root
     return None
 
 
-def download(name: str, cache: Path) -> Path:
-    """The real download from the official mirrors, through torchvision (checks archive md5s)."""
+def download(name: str, cache: Path, mirrors: list[Path]) -> Path:
+    """The real download from the official mirrors, through torchvision (checks archive md5s).
+    A failed download leaves no `cache` folder behind that it created."""
     import torchvision
 
     cls = getattr(torchvision.datasets, DATASETS[name].torchvision_name)
+    created = not cache.exists()
     try:
         for train in (True, False):
             cls(root=str(cache), train=train, download=True)
     except Exception as err:  # URLError, HTTPError, RuntimeError('File not found or corrupted')
+        if created:
+            shutil.rmtree(cache, ignore_errors=True)
+        searched = (f"{MIRROR_ENV} is set, but none of its folders holds {DATASETS[name].folder}/: "
+                    + "; ".join(f"{root} has no {DATASETS[name].folder}/" for root in mirrors)
+                    if mirrors else f"{MIRROR_ENV} is not set")
         raise DataError(
-            f"{name}: could not download from the official mirrors ({type(err).__name__}: {err}).\n"
-            f"Without internet, point {MIRROR_ENV} at a folder in torchvision's layout holding "
-            f"{DATASETS[name].folder}/ (see README, 'Offline data')."
+            f"{name}: could not download from the official mirrors ({type(err).__name__}: {err}). "
+            f"{searched}. Without internet, point {MIRROR_ENV} at a folder in torchvision's layout "
+            f"holding {DATASETS[name].folder}/ (see README, 'Offline data')."
         ) from None
     return cache
 
@@ -267,7 +275,7 @@ def fetch(name: str, cache: Path, mirrors: list[Path] | None = None) -> tuple[Im
     root = find_in_mirrors(name, mirrors)
     source = f"mirror {root}" if root else "official download"
     if root is None:
-        root = download(name, cache)
+        root = download(name, cache, mirrors)
     return read_raw(name, root), source
 
 

@@ -22,8 +22,8 @@ from spikingjelly.activation_based import neuron as sj_neuron
 from spikingjelly.activation_based.ann2snn.modules import VoltageScaler
 from torch import fx, nn
 
-from deepsnn.energy import SpikeCounter, SpikingLayer
-from deepsnn.neurons import NeuronConfig, step
+from deepsnn.core.energy import SpikeCounter, SpikingLayer
+from deepsnn.core.neurons import NeuronConfig, step
 
 
 def chain_modules(graph_module: fx.GraphModule) -> list[nn.Module]:

@@ -1,51 +1,17 @@
-"""Training the directly trained SNN, and what training loops share: device, seeding, batching.
-
-Data sets are small enough to live on the device as uint8 tensors (airbench-style): batches are
-sliced, augmented and normalised there, with no DataLoader workers.
-"""
+"""Training the directly trained SNN (spatial or BPTT) and measuring its accuracy at one T."""
 
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from deepsnn.data import ImageDataset
-from deepsnn.spatial import SpikingCNN, spike_count_loss
-
-
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed torch's global RNG (call before building the model: it draws the initial weights)
-    and return a generator for shuffling and augmentation."""
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
-
-
-def batch_indices(n: int, batch_size: int, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
-    """Index batches over n items: shuffled with `generator`, in order without one."""
-    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-    yield from order.split(batch_size)
-
-
-def random_translate(images: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
-    """Shift each image by up to `pad` pixels in x and y (zero fill), independently per image."""
-    if pad == 0:
-        return images
-    b, c, h, w = images.shape
-    padded = torch.nn.functional.pad(images, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(images.device)
-    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(images.device)
-    rows = (dy[:, None] + torch.arange(h, device=images.device))[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w, device=images.device))[:, None, None, :]
-    return padded[torch.arange(b, device=images.device)[:, None, None, None],
-                  torch.arange(c, device=images.device)[None, :, None, None], rows, cols]
+from deepsnn.core.data import ImageDataset
+from deepsnn.core.training import batch_indices, random_translate, to_float
+from deepsnn.direct.spatial import SpikingCNN, spike_count_loss
 
 
 def training_timesteps(T_train: int, jitter: int, generator: torch.Generator) -> int:
@@ -55,11 +21,6 @@ def training_timesteps(T_train: int, jitter: int, generator: torch.Generator) ->
     if jitter == 0:
         return T_train
     return T_train - jitter + int(torch.randint(0, 2 * jitter + 1, (1,), generator=generator))
-
-
-def to_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels -> [0, 1] floats (the first layer's BatchNorm does the normalisation)."""
-    return images.float().div_(255.0)
 
 
 def train_spatial(model: SpikingCNN, data: ImageDataset, cfg: dict[str, Any], generator: torch.Generator,
@@ -116,4 +77,3 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, T: in
         counts = model(to_float(images[idx].to(device)), T)
         correct += (counts.argmax(1) == labels[idx].to(device)).sum().item()
     return 100.0 * correct / len(labels)
-

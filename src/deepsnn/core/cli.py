@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
-from deepsnn.errors import UserError
+from deepsnn.core.errors import UserError
 
 
 def run(main: Callable[[], None]) -> None:

@@ -1,0 +1,31 @@
+"""The params.yaml section of train_ann (the ANN that gets converted)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deepsnn.core.params import Bool, Float, Int, ParamsError, Pipeline, choice
+
+
+def check_relations(params: dict[str, Any]) -> None:
+    ann = params["train_ann"]
+    if ann["activation"] == "qcfs" and ann["qcfs_clip_epochs"] >= ann["epochs"]:
+        raise ParamsError(f"train_ann.qcfs_clip_epochs: {ann['qcfs_clip_epochs']} must be smaller than "
+                          f"train_ann.epochs ({ann['epochs']}), so that the last epochs train the quantised "
+                          f"activation the SNN reproduces; allowed: 0 .. {ann['epochs'] - 1}")
+
+
+TRAIN_ANN = Pipeline("train_ann", {"train_ann": {
+        "dataset": choice("cifar10"),
+        "activation": choice("qcfs", "relu"),  # qcfs: trainable clip-floor-shift, near-lossless at low T
+        "qcfs_levels": Int(min=1),  # L, quantisation levels of qcfs (ignored for relu)
+        "qcfs_clip_epochs": Int(min=0),  # first epochs of qcfs train the clip without the floor-shift
+        "width": Float(min=0.0, min_open=True),  # multiplies every layer width; 1.0 = VGG-16
+        "epochs": Int(min=1),
+        "batch_size": Int(min=1),
+        "lr": Float(min=0.0, min_open=True),  # peak learning rate (SGD Nesterov, one-cycle)
+        "weight_decay": Float(min=0.0),
+        "label_smoothing": Float(min=0.0, max=1.0),
+        "precision": choice("auto", "fp32", "bf16"),  # auto: bf16 autocast where the hardware has bf16, else fp32
+        "compile": Bool(),  # torch.compile the training step (fuses BN + activation; ~40 s to compile)
+    }}, check_relations)

@@ -1,0 +1,26 @@
+"""The params.yaml sections of the conversion pipeline: train_ann (in ann/params.py), calibrate,
+convert, eval_sweep."""
+
+from __future__ import annotations
+
+from deepsnn.conversion.ann.params import TRAIN_ANN
+from deepsnn.core.params import INITIAL_POTENTIALS, RESETS, Bool, Choice, Float, Int, Pipeline, choice
+
+CONVERSION = Pipeline("conversion", {
+    **TRAIN_ANN.sections,
+    "calibrate": {
+        "mode": choice("qcfs", "max", "percentile"),  # how each layer's threshold is chosen
+        "percentile": Float(min=0.0, max=100.0, min_open=True),  # for mode percentile, in (0, 100]
+        "images": Int(min=1),  # training images used for activation statistics
+        "batch_size": Int(min=1),
+    },
+    "convert": {
+        "reset": Choice(RESETS),
+        "initial_potential": Choice(INITIAL_POTENTIALS),
+    },
+    "eval_sweep": {
+        "horizon": Int(min=1),  # the accuracy-vs-T curve is simulated up to max(horizon, T_eval)
+        "batch_size": Int(min=1),
+        "compile": Bool(),  # fuse each IF layer's elementwise work with torch.compile
+    },
+}, TRAIN_ANN.relations)

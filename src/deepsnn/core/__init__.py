@@ -1,0 +1,1 @@
+"""What every stage of both pipelines runs: params, data, files, errors, neurons, spike counting."""

@@ -1,0 +1,1 @@
+"""Direct training, spatial approach: the spiking CNN and its training loop."""

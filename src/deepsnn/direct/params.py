@@ -1,0 +1,47 @@
+"""The params.yaml sections of the direct-training pipeline: train_spatial, eval_spatial."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deepsnn.core.params import (INITIAL_POTENTIALS, RESETS, Choice, Float, Int, ParamsError, Pipeline, choice,
+                                 choice_int)
+
+MNIST_FAMILY = ("mnist", "fashion_mnist")  # 1x28x28 grey images, 10 classes
+NEURONS = ("if", "lif")
+SURROGATES = ("atan", "sigmoid", "piecewise_quadratic")
+
+
+def check_relations(params: dict[str, Any]) -> None:
+    spatial = params["train_spatial"]
+    if spatial["T_train_jitter"] >= spatial["T_train"]:
+        raise ParamsError(f"train_spatial.T_train_jitter: {spatial['T_train_jitter']} must be smaller than "
+                          f"train_spatial.T_train ({spatial['T_train']}); allowed: 0 .. {spatial['T_train'] - 1}")
+
+
+DIRECT = Pipeline("direct", {
+    "train_spatial": {
+        "dataset": Choice(MNIST_FAMILY),
+        "method": choice("spatial", "bptt"),  # spatial: gradients through spike counts, not time
+        "neuron": Choice(NEURONS),
+        "reset": Choice(RESETS),
+        "surrogate": Choice(SURROGATES),
+        "loss": choice("count_ce", "count_mse"),
+        "initial_potential": Choice(INITIAL_POTENTIALS),
+        "tau": Float(min=1.0),  # LIF membrane time constant, in timesteps (ignored for IF)
+        "T_train": Int(min=1),  # timesteps simulated per training image (the centre, with jitter)
+        "T_train_jitter": Int(min=0),  # each batch draws T in [T_train - jitter, T_train + jitter]
+        "augment_shift": Int(min=0, max=8),  # random translation of training images, in pixels
+        "channels": Int(min=1),  # width of the first conv layer; the second has twice as many
+        "conv1_kernel": choice_int(3, 5, 7),  # conv1 kernel size (computed once per image)
+        "output_population": Int(min=1),  # output neurons per class; a class's score is their spike count
+        "epochs": Int(min=1),
+        "batch_size": Int(min=1),
+        "lr": Float(min=0.0, min_open=True),  # peak learning rate of the one-cycle schedule
+        "weight_decay": Float(min=0.0),
+    },
+    "eval_spatial": {
+        "horizon": Int(min=1),  # the accuracy-vs-T curve is simulated up to max(horizon, T_eval)
+        "batch_size": Int(min=1),
+    },
+}, check_relations)
