@@ -2,8 +2,10 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# make review BASE=<rev>: the revision the workspace is compared with
+BASE ?= main
 
-.PHONY: repro test install
+.PHONY: repro test install review
 
 $(STAMP): requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -19,3 +21,7 @@ repro: $(STAMP)
 
 test: $(STAMP)
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -q
+
+# review/report.md + PNGs: params, metrics and curves of the workspace against $(BASE) (what CI posts on a PR).
+review: $(STAMP)
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m deepsnn.review --base $(BASE) --out review

@@ -25,6 +25,10 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
+def md5(path: Path) -> str:
+    return hashlib.md5(Path(path).read_bytes()).hexdigest()
+
+
 def idx_bytes(array: np.ndarray) -> bytes:
     """Encode a uint8 array as an idx file (magic 0x0000080D, big-endian dims)."""
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)

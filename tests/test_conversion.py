@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import TINY_CONVERSION, eval_args, write_params
+from conftest import TINY_CONVERSION, eval_args, md5, write_params
 from deepsnn.conversion.calibration import LayerThreshold, activation_layers, calibrate_thresholds, read_thresholds, write_thresholds
 from deepsnn.conversion.snn import SpikingOptions, convert, reference_step_outputs, relu_network
 from deepsnn.core.errors import ConversionError
@@ -222,6 +222,7 @@ def run_conversion(tmp_path, params) -> dict:
     eval_sweep.main(p + ["--data", str(data), "--model", str(ann), "--snn", str(snn)] + eval_args(out))
     return {"metrics": json.loads((out / "eval.json").read_text()), "curve": pd.read_csv(out / "eval.csv"),
             "layers": pd.read_csv(out / "eval_layers.csv"), "thresholds": read_thresholds(th),
+            "md5": {path.name: md5(path) for path in (data, ann, th, snn, out / "eval.png", out / "eval_energy.png")},
             "times": {name: json.loads((out / f"{name}.json").read_text()) for name in ("calibrate", "convert")}}
 
 
@@ -237,6 +238,8 @@ def test_conversion_stages_smoke_run_and_repeat_exactly(mirror, tmp_path, mode):
     assert len(first["thresholds"]) == 15  # 13 conv + 2 hidden linear activations
     assert all(t.statistic == ("qcfs_lambda" if mode == "qcfs" else "max") for t in first["thresholds"])
     assert list(first["curve"]["accuracy"]) == list(second["curve"]["accuracy"])
+    # the same inputs give byte-identical artifacts (DVC hashes bytes): data, ANN, thresholds, SNN, plots
+    assert first["md5"] == second["md5"]
     assert first["thresholds"] == second["thresholds"]
     assert first["metrics"]["ann_accuracy"] == second["metrics"]["ann_accuracy"]
     assert len(first["layers"]) == 15 and first["metrics"]["synops_per_sample"] > 0

@@ -34,9 +34,9 @@ def load_checkpoint(path: str | Path, written_by: str, keys: tuple[str, ...] = (
         raise CheckpointError(f"{path}: checkpoint not found. {_redo(path, written_by)}")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated zip, random bytes, a pickle of other objects
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {first_line[:200]}); "
+    except Exception as err:  # a truncated zip, random bytes, a pickle of other objects
+        # (torch's own message would suggest weights_only=False: loading code from a damaged file)
+        raise CheckpointError(f"{path}: not a readable checkpoint (torch.load raised {type(err).__name__}); "
                               f"it is truncated or corrupted. {_redo(path, written_by)}") from None
     missing = [k for k in keys if not isinstance(checkpoint, dict) or k not in checkpoint]
     if missing:
