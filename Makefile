@@ -15,9 +15,11 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
-# The stages call `python`: put the venv first on PATH so they run inside it.
+# The stages call `python`: put the venv first on PATH so they run inside it. Then push every
+# artifact to the default remote (a folder beside the checkout: README, "Sharing results").
 repro: $(STAMP)
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/dvc repro
+	$(VENV)/bin/dvc push
 
 test: $(STAMP)
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -q
