@@ -25,14 +25,13 @@ import time
 import torch
 from spikingjelly.activation_based import functional
 
-from deepsnn.conversion.ann.vgg import load_trained_vgg
+from deepsnn.conversion.ann.vgg import VGG, load_trained_vgg
 from deepsnn.conversion.calibration import calibrate_thresholds
 from deepsnn.conversion.snn import convert, load_snn
 from deepsnn.core.energy import SpikeCounter
 from deepsnn.evaluation.simulate import predictions_from_steps
 from deepsnn.evaluation.timing import hardware
 from deepsnn.conversion.chain_simulator import ChainSimulator
-from deepsnn.conversion.ann.vgg import VGG
 
 
 def random_snn(batch: torch.Tensor) -> torch.nn.Module:
