@@ -179,7 +179,7 @@ def test_training_clips_first_then_quantises(monkeypatch):
     real = ann_training.set_quantize
     monkeypatch.setattr(ann_training, "set_quantize", lambda m, q: (seen.append(q), real(m, q)))
     cfg = {"epochs": 3, "qcfs_clip_epochs": 2, "batch_size": 8, "lr": 0.01, "weight_decay": 0.0,
-           "label_smoothing": 0.0, "precision": "fp32", "compile": False}
+           "label_smoothing": 0.0, "augment_shift": 4, "precision": "fp32", "compile": False}
     model = random_vgg("qcfs")
     ann_training.train_ann(model, data, cfg, g, torch.device("cpu"), progress=False)
     assert seen == [False, False, True]
@@ -201,7 +201,7 @@ def test_precision_picks_bf16_autocast_and_keeps_float32_weights():
     model = random_vgg("qcfs")
     before = copy.deepcopy(model.state_dict())
     cfg = {"epochs": 1, "qcfs_clip_epochs": 0, "batch_size": 8, "lr": 0.01, "weight_decay": 0.0,
-           "label_smoothing": 0.0, "precision": "bf16", "compile": False}
+           "label_smoothing": 0.0, "augment_shift": 4, "precision": "bf16", "compile": False}
     history = ann_training.train_ann(model, data, cfg, g, cpu, progress=False)
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert not torch.equal(before["features.0.weight"], model.state_dict()["features.0.weight"])

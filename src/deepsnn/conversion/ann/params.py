@@ -26,6 +26,7 @@ TRAIN_ANN = Pipeline("train_ann", {"train_ann": {
         "lr": Float(min=0.0, min_open=True),  # peak learning rate (SGD Nesterov, one-cycle)
         "weight_decay": Float(min=0.0),
         "label_smoothing": Float(min=0.0, max=1.0),
+        "augment_shift": Int(min=0),  # random translation of training images by up to this many pixels
         "precision": choice("auto", "fp32", "bf16"),  # auto: bf16 autocast where the hardware has bf16, else fp32
         "compile": Bool(),  # torch.compile the training step (fuses BN + activation; ~40 s to compile)
     }}, check_relations)

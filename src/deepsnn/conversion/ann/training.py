@@ -1,7 +1,7 @@
 """Training and evaluating the CIFAR-10 ANN that gets converted (VGG-16).
 
 Same habits as the SNN loop (data on the device, augmentation in batches there), plus
-flips, label smoothing, SGD Nesterov with a one-cycle schedule and channels_last.
+flips, random shifts, label smoothing, SGD Nesterov with a one-cycle schedule and channels_last.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def train_ann(model: nn.Module, data: ImageDataset, cfg: dict[str, Any], generat
         bar = tqdm(batches, total=steps_per_epoch, desc=f"train_ann epoch {epoch}/{cfg['epochs']}",
                    disable=not progress, leave=False)
         for _, idx in bar:
-            x = random_flip(random_translate(train_x[idx], pad=4, generator=generator), generator)
+            x = random_flip(random_translate(train_x[idx], pad=cfg["augment_shift"], generator=generator), generator)
             with autocast(device, cfg["precision"]):
                 logits = forward(prepare(x))
                 loss = criterion(logits.float(), train_y[idx])
