@@ -9,7 +9,8 @@ from pathlib import Path
 from deepsnn.conversion.ann.training import CIFAR10_MEAN, CIFAR10_STD, ann_accuracy, normalizer
 from deepsnn.conversion.chain_simulator import ChainSimulator
 from deepsnn.conversion.params import CONVERSION
-from deepsnn.conversion.snn import load_snn
+from deepsnn.conversion.correction_report import correction_table, low_T_metrics, plot_correction
+from deepsnn.conversion.snn import load_snn, load_snn_params
 from deepsnn.conversion.ann.vgg import load_trained_vgg
 from deepsnn.core import cli
 from deepsnn.core.data import load_prepared
@@ -17,8 +18,9 @@ from deepsnn.core.energy import count_macs
 from deepsnn.core.params import load_params
 from deepsnn.core.training import pick_device
 from deepsnn.evaluation.outputs import Evaluation, EvaluationPaths, write_evaluation
-from deepsnn.evaluation.simulate import plan_simulation, simulate_test_set
+from deepsnn.evaluation.simulate import plan_simulation, simulate_dataset, simulate_test_set
 from deepsnn.evaluation.stored import source_deps
+from deepsnn.evaluation.tables import write_csv
 from deepsnn.evaluation.timing import hardware
 
 PARAMS = ["T_eval", "eval_sweep"]  # must match dvc.yaml
@@ -32,6 +34,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", type=Path, required=True, help="ANN checkpoint from train_ann")
     parser.add_argument("--snn", type=Path, required=True, help="SNN checkpoint from convert")
     EvaluationPaths.add_arguments(parser)
+    parser.add_argument("--correction-curve", type=Path, required=True,
+                        help="CSV to write: per T accuracy of the ANN, the SNN and the SNN without its correction")
+    parser.add_argument("--correction-plot", type=Path, required=True, help="PNG to write: the same against T")
     args = parser.parse_args(argv)
     paths = EvaluationPaths.from_args(args)
 
@@ -41,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     device = pick_device()
     ann, _ = load_trained_vgg(args.model)
     snn = load_snn(args.snn, ann)
+    correction = load_snn_params(args.snn)["convert"]["correction"]
     data = load_prepared(args.data)
     ann.to(device)
     snn.to(device)
@@ -48,21 +54,32 @@ def main(argv: list[str] | None = None) -> None:
     # a longer stored simulation answers for any shorter T)
     plan = plan_simulation(STAGE, cfg, T_eval, len(data.classes), paths.simulation, source_deps(STAGE),
                            [args.model, args.snn, args.data],
-                           {"batch_size": cfg["batch_size"], "compile": cfg["compile"], "device": device.type})
+                           {"batch_size": cfg["batch_size"], "compile": cfg["compile"], "device": device.type,
+                            "uncorrected_horizon": cfg["uncorrected_horizon"]})
     simulator = ChainSimulator(snn, compile=cfg["compile"])  # SpikingJelly's loop minus repeated work
     prepare = normalizer(CIFAR10_MEAN, CIFAR10_STD)
 
     def extra() -> dict:
         example = prepare(data.test_images[:1].to(device))
-        return {"ann_accuracy": ann_accuracy(ann, data.test_images, data.test_labels, device),
+        kept = {"ann_accuracy": ann_accuracy(ann, data.test_images, data.test_labels, device),
                 "analog_macs": count_macs(simulator.prefix, example), "ann_macs": count_macs(ann, example)}
+        if correction != "none" and cfg["uncorrected_horizon"] > 0:  # the same SNN without its correction
+            uncorrected = ChainSimulator(load_snn(args.snn, ann, corrected=False).to(device), compile=cfg["compile"])
+            kept["uncorrected_predictions"] = simulate_dataset(
+                uncorrected.step_outputs, data.test_images, cfg["uncorrected_horizon"], cfg["batch_size"], device,
+                prepare, desc=f"{STAGE} without correction T<={cfg['uncorrected_horizon']}").predictions
+        return kept
 
     sim, reused, latency = simulate_test_set(plan, simulator.step_outputs, simulator.spiking_layers, data, prepare,
                                              device, extra)
     ann_acc = sim.extra["ann_accuracy"]
-    write_evaluation(Evaluation(sim, data.test_labels, T_eval, latency, reused, hardware(device),
-                                "VGG-16 converted to an SNN (CIFAR-10)", "snn_accuracy", start,
-                                metrics={"ann_accuracy": round(ann_acc, 4)}, reference=("ANN", ann_acc)), paths)
+    title = "VGG-16 converted to an SNN (CIFAR-10)"
+    low_T = correction_table(sim.predictions, sim.extra.get("uncorrected_predictions"), data.test_labels, ann_acc)
+    write_csv(low_T, args.correction_curve)
+    plot_correction(low_T, args.correction_plot, title, correction)
+    write_evaluation(Evaluation(sim, data.test_labels, T_eval, latency, reused, hardware(device), title,
+                                "snn_accuracy", start, metrics={"ann_accuracy": round(ann_acc, 4), **low_T_metrics(low_T)},
+                                reference=("ANN", ann_acc)), paths)
 
 
 if __name__ == "__main__":

@@ -119,7 +119,7 @@ TINY_SPATIAL = {
 
 TINY_CONVERSION = {"train_ann.epochs": 1, "train_ann.qcfs_clip_epochs": 0, "train_ann.batch_size": 8,
                    "train_ann.width": 1 / 16, "train_ann.lr": 0.05, "train_ann.compile": False,
-                   "calibrate.images": 12, "calibrate.batch_size": 6,
+                   "calibrate.images": 12, "calibrate.batch_size": 6, "convert.correction_images": 12,
                    "eval_sweep.horizon": 6, "eval_sweep.batch_size": 4, "eval_sweep.compile": False, "T_eval": 4}
 
 

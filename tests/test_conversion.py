@@ -217,12 +217,15 @@ def run_conversion(tmp_path, params) -> dict:
                         "--metrics", str(out / "ann.json")])
     calibrate.main(p + ["--data", str(data), "--model", str(ann), "--thresholds", str(th),
                         "--metrics", str(out / "calibrate.json")])
-    convert_stage.main(p + ["--model", str(ann), "--thresholds", str(th), "--snn", str(snn),
+    convert_stage.main(p + ["--data", str(data), "--model", str(ann), "--thresholds", str(th), "--snn", str(snn),
                             "--metrics", str(out / "convert.json")])
-    eval_sweep.main(p + ["--data", str(data), "--model", str(ann), "--snn", str(snn)] + eval_args(out))
+    eval_sweep.main(p + ["--data", str(data), "--model", str(ann), "--snn", str(snn)] + eval_args(out)
+                    + ["--correction-curve", str(out / "low_T.csv"), "--correction-plot", str(out / "low_T.png")])
     return {"metrics": json.loads((out / "eval.json").read_text()), "curve": pd.read_csv(out / "eval.csv"),
+            "low_T": pd.read_csv(out / "low_T.csv"), "convert": json.loads((out / "convert.json").read_text()),
             "layers": pd.read_csv(out / "eval_layers.csv"), "thresholds": read_thresholds(th),
-            "md5": {path.name: md5(path) for path in (data, ann, th, snn, out / "eval.png", out / "eval_energy.png")},
+            "md5": {path.name: md5(path) for path in (data, ann, th, snn, out / "eval.png", out / "eval_energy.png",
+                                                      out / "low_T.csv", out / "low_T.png")},
             "times": {name: json.loads((out / f"{name}.json").read_text()) for name in ("calibrate", "convert")}}
 
 
@@ -246,6 +249,13 @@ def test_conversion_stages_smoke_run_and_repeat_exactly(mirror, tmp_path, mode):
     assert first["metrics"]["analog_macs_per_sample"] < first["metrics"]["ann_macs_per_sample"]
     assert list(first["layers"]["synops_per_sample"]) == list(second["layers"]["synops_per_sample"])
     assert first["times"]["calibrate"]["calibrate_time_s"] >= 0 and first["times"]["convert"]["convert_time_s"] >= 0
+    # the committed params correct the SNN: eval_sweep also simulates it without, up to its horizon
+    low_T = first["low_T"]
+    assert list(low_T["snn_accuracy"]) == list(first["curve"]["accuracy"])
+    assert low_T["uncorrected_accuracy"].notna().sum() == 6  # min(uncorrected_horizon 8, simulated T 6)
+    assert first["metrics"]["snn_accuracy_T1"] == low_T["snn_accuracy"][0]
+    assert first["metrics"]["uncorrected_loss_T4"] == pytest.approx(low_T["ann_accuracy"][3] - low_T["uncorrected_accuracy"][3])
+    assert first["convert"]["rate_gap_after"] <= first["convert"]["rate_gap_before"]
 
 
 def test_calibrate_stage_refuses_qcfs_mode_for_a_relu_network(mirror, tmp_path):

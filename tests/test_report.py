@@ -27,6 +27,21 @@ def test_table_is_generated_from_the_metrics_files(tmp_path):
     assert "train_ann 50.0 + calibrate 0.5 + convert 0.1 + eval_sweep 10.0 min" in row
     assert "cpu: X, 2 threads; latency at batch 250" in row
     assert "| Spatial backprop (3-layer CNN, MNIST) | this repo | not run yet |" in table
+    assert report.low_T_table(metrics) == "Conversion at low T: not run yet."
+
+
+def test_low_T_table_shows_both_snns_against_the_ann(tmp_path):
+    metrics = tmp_path / "metrics"
+    values = {"ann_accuracy": 92.5}
+    for T, (corrected, plain) in zip((1, 2, 4, 8), ((80.0, 70.0), (88.5, 85.0), (91.0, 90.25), (92.0, 91.9))):
+        values |= {f"snn_accuracy_T{T}": corrected, f"snn_loss_T{T}": 92.5 - corrected}
+        if T <= 4:
+            values |= {f"uncorrected_accuracy_T{T}": plain, f"uncorrected_loss_T{T}": 92.5 - plain}
+    write_metrics(metrics, "eval_sweep", **values)
+    table = report.low_T_table(metrics)
+    assert "| ANN (reference) | 92.50 | 92.50 | 92.50 | 92.50 |" in table
+    assert "| SNN, corrected (convert.correction) | 80.00 (-12.50) | 88.50 (-4.00) | 91.00 (-1.50) | 92.00 (-0.50) |" in table
+    assert "| SNN without correction | 70.00 (-22.50) | 85.00 (-7.50) | 90.25 (-2.25) | not simulated |" in table
 
 
 def test_check_fails_on_a_stale_readme(tmp_path):

@@ -62,6 +62,26 @@ def results_table(metrics_dir: Path) -> str:
     return "\n".join(rows)
 
 
+LOW_T = (1, 2, 4, 8)
+
+
+def low_T_table(metrics_dir: Path) -> str:
+    """Conversion at a few timesteps: the SNN (with convert's correction) and the same SNN without it,
+    accuracy and loss against the ANN, from eval_sweep's snn_/uncorrected_accuracy_T<t> metrics."""
+    m = _load(metrics_dir, "eval_sweep")
+    if m is None or "snn_accuracy_T1" not in m:
+        return "Conversion at low T: not run yet."
+    rows = ["| Conversion, CIFAR-10 | " + " | ".join(f"T={T}" for T in LOW_T) + " |",
+            "|:--|" + "--:|" * len(LOW_T),
+            f"| ANN (reference) | " + " | ".join(f"{m['ann_accuracy']:.2f}" for _ in LOW_T) + " |"]
+    for name, label in (("snn", "SNN, corrected (convert.correction)"), ("uncorrected", "SNN without correction")):
+        cells = [f"{m[f'{name}_accuracy_T{T}']:.2f} ({-m[f'{name}_loss_T{T}']:+.2f})" if f"{name}_accuracy_T{T}" in m
+                 else "not simulated" for T in LOW_T]
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    return ("Accuracy (%) at a few timesteps, and in brackets the change against the ANN (eval_sweep on the full "
+            "test set; no extra timesteps: T counts every step the SNN runs):\n\n" + "\n".join(rows))
+
+
 def _where(metrics: dict) -> str:
     return (f"{metrics.get('hardware', metrics['device'])}; latency at batch {metrics['latency_batch_size']}; "
             f"accuracy on the full test set ({metrics['test_samples']:,} images)")
@@ -82,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--check", action="store_true", help="fail if the README is out of date")
     args = parser.parse_args(argv)
     current = args.readme.read_text()
-    updated = render(current, results_table(args.metrics_dir))
+    updated = render(current, results_table(args.metrics_dir) + "\n\n" + low_T_table(args.metrics_dir))
     if args.check:
         if updated != current:
             sys.exit(f"{args.readme}: results table is out of date; run python -m deepsnn.report")

@@ -5,7 +5,7 @@ timestep), minus work that loop repeats:
   - with direct (analog) input, everything before the first spiking layer gets the same input
     every step, so it is computed once;
   - IF neurons are stepped with the fused in-place update of `deepsnn.neurons.step` (about 4x
-    faster on CPU than the module call), initial potential included;
+    faster on CPU than the module call), initial potential (one per layer or per channel) included;
   - the loop runs under inference_mode.
 In the default (NCHW) layout its outputs are bit-identical to the reference loop; channels_last
 is optional (rounding-level differences; no faster on the project CPU). `bench/snn_simulation.py`
@@ -45,23 +45,24 @@ def chain_modules(graph_module: fx.GraphModule) -> list[nn.Module]:
 
 
 @dataclass
-class _IFLayer:
+class IFLayer:
     """An IF layer of the chain with the elementwise work around it: the VoltageScaler before it
     (in_scale), the one after it (out_scale) and an average pool after that, each optional."""
     config: NeuronConfig
-    initial: float
+    initial: float | torch.Tensor  # in thresholds: one number, or one per channel ([C, 1, 1] or [C])
     in_scale: torch.Tensor | None = None
     out_scale: torch.Tensor | None = None
     pool: int | None = None  # kernel (= stride) of a following nn.AvgPool2d
 
 
-def _if_layer(node: sj_neuron.IFNode) -> _IFLayer:
+def _if_layer(node: sj_neuron.IFNode) -> IFLayer:
     if float(node.v_threshold) != 1.0:
         raise ValueError("expected IF neurons with threshold 1 (inputs scaled by the converter)")
     reset = "soft" if node.v_reset is None else "hard"
     if reset == "hard" and float(node.v_reset) != 0.0:
         raise ValueError("hard reset must reset to 0")
-    return _IFLayer(NeuronConfig(kind="if", reset=reset), float(node._memories_rv["v"]))
+    initial = node._memories_rv["v"]  # a per-channel tensor after a correction (deepsnn.conversion.correction)
+    return IFLayer(NeuronConfig(kind="if", reset=reset), initial if isinstance(initial, torch.Tensor) else float(initial))
 
 
 def _simple_pool(module: nn.Module) -> int | None:
@@ -115,7 +116,7 @@ class ChainSimulator:
         chain = chain_modules(snn)
         first_spiking = next(i for i, m in enumerate(chain) if isinstance(m, sj_neuron.IFNode))
         self.prefix = nn.Sequential(*chain[:first_spiking]).eval()
-        self.suffix: list[nn.Module | _IFLayer] = []
+        self.suffix: list[nn.Module | IFLayer] = []
         self.spiking_layers: list[SpikingLayer] = []
         for module in chain[first_spiking:]:
             module.eval()
@@ -128,10 +129,10 @@ class ChainSimulator:
                 self.spiking_layers.append(SpikingLayer(names[id(module)], []))
                 continue
             self.spiking_layers[-1].downstream.append(module)
-            if isinstance(last, _IFLayer) and last.out_scale is None and last.pool is None \
+            if isinstance(last, IFLayer) and last.out_scale is None and last.pool is None \
                     and isinstance(module, VoltageScaler):
                 last.out_scale = module.scale
-            elif isinstance(last, _IFLayer) and last.pool is None and _simple_pool(module) is not None:
+            elif isinstance(last, IFLayer) and last.pool is None and _simple_pool(module) is not None:
                 last.pool = _simple_pool(module)
             else:
                 self.suffix.append(module)
@@ -146,9 +147,9 @@ class ChainSimulator:
             h = current
             spiking = 0
             for i, layer in enumerate(self.suffix):
-                if isinstance(layer, _IFLayer):
+                if isinstance(layer, IFLayer):
                     if i not in potentials:
-                        potentials[i] = torch.full_like(h, layer.initial)
+                        potentials[i] = torch.empty_like(h).copy_(torch.as_tensor(layer.initial, device=h.device))
                     synapses = None if counter is None else counter.fan_out(spiking, tuple(h.shape[1:]), h.device)
                     totals, h = self.layer_step(potentials[i], h, layer.in_scale, layer.out_scale, layer.pool,
                                                 layer.config, synapses)

@@ -17,10 +17,14 @@ CONVERSION = Pipeline("conversion", {
     "convert": {
         "reset": Choice(RESETS),
         "initial_potential": Choice(INITIAL_POTENTIALS),
+        "correction": choice("none", "potential"),  # potential: per-channel initial potentials fitted at low T
+        "correction_images": Int(min=1),  # training images the correction is fitted on
+        "correction_T": Int(min=1),  # it matches the rates of t = 1 .. correction_T to the ANN
     },
     "eval_sweep": {
         "horizon": Int(min=1),  # the accuracy-vs-T curve is simulated up to max(horizon, T_eval)
         "batch_size": Int(min=1),
         "compile": Bool(),  # fuse each IF layer's elementwise work with torch.compile
+        "uncorrected_horizon": Int(min=0),  # with a correction, the SNN without it is also simulated up to here
     },
 }, TRAIN_ANN.relations)

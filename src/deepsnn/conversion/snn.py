@@ -24,6 +24,19 @@ from deepsnn.core.errors import ConversionError
 from deepsnn.core.io import atomic_save
 
 
+class IFNode(neuron.IFNode):
+    """SpikingJelly's IF neuron, whose initial potential may also be one value per channel ([C, 1, 1]
+    after a conv, [C] after a linear layer; see deepsnn.conversion.correction). SpikingJelly 2.0
+    replaces a stored potential that is not shaped like the input by zeros; this one broadcasts it."""
+
+    def materialize_states(self, inputs, states, step_mode):
+        v = states[0]
+        x = inputs[0][0] if step_mode == "m" else inputs[0]
+        if isinstance(v, torch.Tensor) and v.dim() < x.dim():
+            v = v.to(dtype=x.dtype, device=x.device).expand_as(x).clone()
+        return super().materialize_states(inputs, (v, *states[1:]), step_mode)
+
+
 @dataclass(frozen=True)
 class SpikingOptions:
     reset: str = "soft"  # soft: subtract threshold | hard: reset to 0
@@ -35,9 +48,9 @@ class SpikingOptions:
         if self.initial_potential not in ("zero", "half"):
             raise ConversionError(f"unknown initial_potential {self.initial_potential!r}; allowed: zero, half")
 
-    def neuron(self, _scale: float) -> neuron.IFNode:
+    def neuron(self, _scale: float) -> IFNode:
         """IF neuron with threshold 1 (inputs are divided by the layer's threshold)."""
-        node = neuron.IFNode(v_threshold=1.0, v_reset=None if self.reset == "soft" else 0.0)
+        node = IFNode(v_threshold=1.0, v_reset=None if self.reset == "soft" else 0.0)
         if self.initial_potential == "half":
             node.set_reset_value("v", 0.5)
             node.reset()
@@ -97,15 +110,40 @@ def reference_step_outputs(snn: nn.Module, x: torch.Tensor, T: int, clock: list 
     return torch.stack(steps)
 
 
+def set_initial_potentials(snn: nn.Module, potentials: dict[str, torch.Tensor]) -> None:
+    """Give the IF nodes named in `potentials` these initial membrane potentials (in thresholds, one
+    per channel: [C, 1, 1] or [C]) instead of their options' uniform one; SpikingJelly's reset restores them."""
+    for name, initial in potentials.items():
+        try:
+            node = snn.get_submodule(name)
+        except AttributeError:
+            raise ConversionError(f"the SNN has no layer {name}: the corrections do not fit this SNN") from None
+        if not isinstance(node, neuron.IFNode):
+            raise ConversionError(f"{name} is {type(node).__name__}, not an IF node: the corrections do not fit this SNN")
+        node.set_reset_value("v", initial.detach().cpu().clone())
+        node.reset()
+
+
 def save_snn(snn: fx.GraphModule, ann_params: dict, thresholds: list[LayerThreshold], options: SpikingOptions,
-             params: dict[str, Any], path: str | Path) -> None:
-    """Everything eval_sweep needs to rebuild the SNN without calibration data."""
+             params: dict[str, Any], path: str | Path, initial_potentials: dict[str, torch.Tensor] | None = None) -> None:
+    """Everything eval_sweep needs to rebuild the SNN without calibration data, with the corrected
+    initial potentials if a correction ran (by IF-node name)."""
     atomic_save({"state_dict": snn.state_dict(), "ann_params": ann_params,
-                 "thresholds": [asdict(t) for t in thresholds], "options": asdict(options), "params": params}, path)
+                 "thresholds": [asdict(t) for t in thresholds], "options": asdict(options), "params": params,
+                 "initial_potentials": initial_potentials or {}}, path)
 
 
-def load_snn(path: str | Path, ann: nn.Module) -> fx.GraphModule:
-    """The SNN written by convert: structure by converting `ann` again, weights loaded."""
+def load_snn(path: str | Path, ann: nn.Module, corrected: bool = True) -> fx.GraphModule:
+    """The SNN written by convert: structure by converting `ann` again, weights loaded, and the
+    corrected initial potentials applied (unless `corrected` is False: the SNN before correction)."""
     saved = load_checkpoint(path, written_by="convert", keys=("state_dict", "thresholds", "options"))
     thresholds = [LayerThreshold(**t) for t in saved["thresholds"]]
-    return load_weights(convert(ann, thresholds, SpikingOptions(**saved["options"])), saved, path, "convert")
+    snn = load_weights(convert(ann, thresholds, SpikingOptions(**saved["options"])), saved, path, "convert")
+    if corrected:
+        set_initial_potentials(snn, saved.get("initial_potentials", {}))
+    return snn
+
+
+def load_snn_params(path: str | Path) -> dict[str, Any]:
+    """The params that the convert stage wrote the SNN with (its `convert` section)."""
+    return load_checkpoint(path, written_by="convert", keys=("state_dict", "params"))["params"]
