@@ -54,6 +54,10 @@ class IFLayer:
     out_scale: torch.Tensor | None = None
     pool: int | None = None  # kernel (= stride) of a following nn.AvgPool2d
 
+    def initial_state(self, like: torch.Tensor) -> torch.Tensor:
+        """A fresh membrane potential shaped like the layer's input current `like`."""
+        return torch.empty_like(like).copy_(torch.as_tensor(self.initial, device=like.device))
+
 
 def _if_layer(node: sj_neuron.IFNode) -> IFLayer:
     if float(node.v_threshold) != 1.0:
@@ -149,7 +153,7 @@ class ChainSimulator:
             for i, layer in enumerate(self.suffix):
                 if isinstance(layer, IFLayer):
                     if i not in potentials:
-                        potentials[i] = torch.empty_like(h).copy_(torch.as_tensor(layer.initial, device=h.device))
+                        potentials[i] = layer.initial_state(h)
                     synapses = None if counter is None else counter.fan_out(spiking, tuple(h.shape[1:]), h.device)
                     totals, h = self.layer_step(potentials[i], h, layer.in_scale, layer.out_scale, layer.pool,
                                                 layer.config, synapses)

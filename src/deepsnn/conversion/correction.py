@@ -135,7 +135,7 @@ def _walk_spiking_layers(simulator: ChainSimulator, x: torch.Tensor, T: int,
             currents = [layer(h) for h in currents]
             continue
         visit(k, layer, currents)
-        v = torch.empty_like(currents[0]).copy_(torch.as_tensor(layer.initial, device=currents[0].device))
+        v = layer.initial_state(currents[0])
         currents = [if_layer_step(v, h, layer.in_scale, layer.out_scale, layer.pool, layer.config, None)[1]
                     for h in currents]
         k += 1
