@@ -6,8 +6,6 @@ import argparse
 import time
 from pathlib import Path
 
-from torch import nn
-
 from deepsnn.core import cli
 from deepsnn.core.data import DATASETS, load_prepared
 from deepsnn.core.energy import count_macs
@@ -45,9 +43,9 @@ def main(argv: list[str] | None = None) -> None:
 
     def extra() -> dict:
         example = to_float(data.test_images[:1].to(device))
-        # the same layers as an ANN (activations cost no MACs)
-        ann = nn.Sequential(model.conv1, model.pool, model.conv2, model.pool, nn.Flatten(), model.fc)
-        return {"analog_macs": count_macs(model.conv1, example), "ann_macs": count_macs(ann, example)}
+        # the first conv sees analog pixels; the ANN with the same synapses for the energy ratio
+        return {"analog_macs": count_macs(model.convs[0], example),
+                "ann_macs": count_macs(model.ann_equivalent(), example)}
 
     sim, reused, latency = simulate_test_set(plan, model.step_outputs, model.spiking_layers, data, to_float, device,
                                              extra)

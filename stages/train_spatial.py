@@ -1,4 +1,8 @@
-"""DVC stage `train_spatial`: train the 3-layer convolutional SNN directly (spatial or BPTT)."""
+"""DVC stage `train_spatial`: train the 3-layer convolutional SNN directly (spatial or BPTT).
+
+One process by default; `torchrun --standalone --nproc-per-node N stages/train_spatial.py ...`
+trains data-parallel on N processes (GPUs, or CPU processes with gloo), the same experiment
+(see deepsnn.distributed); rank 0 writes the outputs."""
 
 from __future__ import annotations
 
@@ -15,8 +19,9 @@ from deepsnn.core.io import atomic_path, write_json
 from deepsnn.core.params import load_params, select
 from deepsnn.direct.params import DIRECT
 from deepsnn.direct.spatial import build_spatial_model
-from deepsnn.core.training import pick_device, seed_everything
+from deepsnn.core.training import seed_everything
 from deepsnn.direct.training import accuracy, train_spatial
+from deepsnn import distributed
 
 PARAMS = ["seed", "train_spatial"]  # must match dvc.yaml
 
@@ -32,13 +37,19 @@ def main(argv: list[str] | None = None) -> None:
 
     params = load_params(args.params, DIRECT)
     cfg = params["train_spatial"]
-    device = pick_device()
     data = load_prepared(args.data)
-    generator = seed_everything(params["seed"])  # before the model: it draws the initial weights
-    model = build_spatial_model(cfg, data)
-    start = time.perf_counter()
-    history = train_spatial(model, data, cfg, generator, device)
-    train_time = time.perf_counter() - start
+    processes = distributed.start(cfg["batch_size"], "train_spatial.batch_size")
+    try:
+        generator = seed_everything(params["seed"])  # before the model: it draws the initial weights
+        model = build_spatial_model(cfg, data)
+        start = time.perf_counter()
+        history = train_spatial(model, data, cfg, generator, processes)
+        train_time = time.perf_counter() - start
+    finally:
+        distributed.stop(processes)
+    if not processes.is_writer:
+        return
+    device = processes.device
     test_accuracy = accuracy(model, data.test_images, data.test_labels, cfg["T_train"], device)
     print(f"test accuracy {test_accuracy:.2f}% at T_train={cfg['T_train']} (full test set)")
 
@@ -49,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     write_json({"train_accuracy": round(last["train_accuracy"], 4),
                 "test_accuracy_at_T_train": round(test_accuracy, 4),
                 "T_train": cfg["T_train"], "train_time_s": round(train_time, 1),
-                "device": device.type}, args.metrics)
+                "device": device.type, "processes": processes.world_size}, args.metrics)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ def with_change(path: str, value, delete: bool = False) -> dict:
     ("train_spatial.neuron", "izhikevich", r"train_spatial.neuron: 'izhikevich' is not allowed; allowed: if, lif"),
     ("train_spatial.method", "tbptt", r"train_spatial.method: 'tbptt' is not allowed; allowed: spatial, bptt"),
     ("train_spatial.dataset", "cifar100", r"allowed: mnist, fashion_mnist"),
+    ("train_spatial.architecture", "resnet18", r"train_spatial.architecture: 'resnet18' is not allowed; allowed: cnn3, vgg7"),
     ("train_spatial.lr", 0, r"train_spatial.lr: 0.0 is out of range; allowed: numbers in \(0.0, inf\]"),
     ("train_spatial.lr", "fast", r"train_spatial.lr: expected a number"),
     ("train_spatial.extra_knob", 1, r"train_spatial.extra_knob: unknown key; allowed keys here: dataset, "),

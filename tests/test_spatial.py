@@ -11,25 +11,32 @@ from spikingjelly.activation_based import functional
 
 from conftest import TINY_SPATIAL, eval_args, md5, write_params
 from deepsnn.core.neurons import NeuronConfig, step
-from deepsnn.direct.spatial import SpikingCNN, bn_affine, spike_count_loss
+from deepsnn.direct.spatial import SpikingConvNet, architecture_layers, bn_affine, spike_count_loss
 from stages import download, eval_spatial, train_spatial
 
 CONFIGS = [NeuronConfig(kind, reset, v_init=v_init) for kind in ("if", "lif") for reset in ("soft", "hard")
            for v_init in (0.0, 0.5)]
 
 
-def tiny_model(cfg: NeuronConfig = NeuronConfig(), seed: int = 0, population: int = 2) -> SpikingCNN:
+ARCHITECTURES = {"cnn3": (1, 28), "vgg7": (3, 32)}  # (input channels, image size) the tests feed them
+
+
+def tiny_model(cfg: NeuronConfig = NeuronConfig(), seed: int = 0, population: int = 2,
+               architecture: str = "cnn3") -> SpikingConvNet:
     torch.manual_seed(seed)
-    model = SpikingCNN(channels=4, neuron_config=cfg, population=population)
+    in_channels, size = ARCHITECTURES[architecture]
+    model = SpikingConvNet(architecture_layers(architecture, 4, 3), in_channels=in_channels, image_size=size,
+                           neuron_config=cfg, population=population)
     with torch.no_grad():  # strong enough weights that every layer fires within a few steps
-        model.conv1.weight.mul_(3.0)
+        model.convs[0].weight.mul_(3.0)
         model.fc.weight.mul_(4.0)
         model.fc.bias.uniform_(0.4, 1.6, generator=torch.Generator().manual_seed(seed))
     return model
 
 
-def images(n: int = 6, seed: int = 1) -> torch.Tensor:
-    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+def images(n: int = 6, seed: int = 1, architecture: str = "cnn3") -> torch.Tensor:
+    in_channels, size = ARCHITECTURES[architecture]
+    return torch.rand(n, in_channels, size, size, generator=torch.Generator().manual_seed(seed))
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=str)
@@ -43,23 +50,26 @@ def test_fused_step_equals_spikingjelly_neuron(cfg):
     assert torch.equal(got, expected) and 0 < got.mean() < 1
 
 
-def reference_counts(model: SpikingCNN, x: torch.Tensor, T: int) -> torch.Tensor:
-    """A plain step-by-step simulation with SpikingJelly's own single-step neurons (eval mode)."""
+def reference_counts(model: SpikingConvNet, x: torch.Tensor, T: int) -> torch.Tensor:
+    """A plain step-by-step simulation with SpikingJelly's own single-step neurons and
+    nn.Sequential-style layers, written out independently of the model's code (eval mode)."""
     functional.reset_net(model)
-    scale1, shift1 = bn_affine(model.bn1, None)
-    scale2, shift2 = bn_affine(model.bn2, None)
+    maps = [bn_affine(bn, None) for bn in model.bns]
     counts = 0
     for _ in range(T):
-        s1 = model.sn1.single_step_forward(model.conv1(x) * scale1 + shift1)
-        s2 = model.sn2.single_step_forward(model.conv2(model.pool(s1)) * scale2 + shift2)
-        counts = counts + model.sn3.single_step_forward(model.fc(model.pool(s2).flatten(1)))
+        x_t = x
+        for conv, (scale, shift), pool, neurons in zip(model.convs, maps, model.pools, model.neurons):
+            x_t = neurons.single_step_forward(conv(x_t) * scale + shift)
+            x_t = torch.nn.functional.avg_pool2d(x_t, 2) if pool else x_t
+        counts = counts + model.neurons[-1].single_step_forward(model.fc(x_t.flatten(1)))
     return counts.view(len(x), 10, model.population).sum(-1)  # each class's population
 
 
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
 @pytest.mark.parametrize("cfg", CONFIGS, ids=str)
-def test_spatial_forward_matches_step_by_step_simulation(cfg):
-    model = tiny_model(cfg)
-    x = images()
+def test_spatial_forward_matches_step_by_step_simulation(cfg, architecture):
+    model = tiny_model(cfg, architecture=architecture)
+    x = images(architecture=architecture)
     model.train()
     model(x, 6)  # one training pass so the BN running statistics are not the defaults
     model.eval()
@@ -68,23 +78,26 @@ def test_spatial_forward_matches_step_by_step_simulation(cfg):
         expected = reference_counts(model, x, 12)
     assert torch.equal(got, expected)
     assert got.sum() > 0, "the output layer fired"
+    assert model.depth == {"cnn3": 3, "vgg7": 8}[architecture]
 
 
-def test_spatial_and_bptt_forward_agree_in_training_mode():
-    model = tiny_model()
-    x = images()
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_spatial_and_bptt_forward_agree_in_training_mode(architecture):
+    model = tiny_model(architecture=architecture)
+    x = images(architecture=architecture)
     model.train()
     spatial = model(x, 7, method="spatial")
     bptt = model(x, 7, method="bptt")
     assert torch.equal(spatial.detach(), bptt.detach())
 
 
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
 @pytest.mark.parametrize("method", ["spatial", "bptt"])
-def test_gradients_are_finite_and_nonzero_in_every_layer(method):
-    model = tiny_model()
+def test_gradients_are_finite_and_nonzero_in_every_layer(method, architecture):
+    model = tiny_model(architecture=architecture)
     model.train()
     labels = torch.arange(6) % 10
-    loss = spike_count_loss(model(images(), 5, method=method), labels, 5)
+    loss = spike_count_loss(model(images(architecture=architecture), 5, method=method), labels, 5)
     loss.backward()
     for name, param in model.named_parameters():
         assert param.grad is not None, name
@@ -151,6 +164,16 @@ def test_eval_horizon_extends_to_T_eval(mirror, tmp_path):
     params = write_params(tmp_path / "params.yaml", **{**TINY_SPATIAL, "T_eval": 9})
     result = run_pipeline(tmp_path / "a", params)
     assert len(result["curve"]) == 9 and result["eval"]["T_eval"] == 9
+
+
+def test_deep_network_runs_through_both_stages(mirror, tmp_path):
+    params = write_params(tmp_path / "params.yaml", **{**TINY_SPATIAL, "train_spatial.architecture": "vgg7"})
+    result = run_pipeline(tmp_path / "a", params)
+    assert [k for k in result["state"] if k.endswith(".weight") and k.startswith("convs.")] == [
+        f"convs.{i}.weight" for i in range(7)]
+    layers = pd.read_csv(tmp_path / "a" / "out" / "eval_layers.csv")
+    assert list(layers["layer"]) == [f"sn{i}" for i in range(1, 9)]
+    assert result["eval"]["test_samples"] == 20 and 0 <= result["eval"]["accuracy"] <= 100
 
 
 def test_other_mnist_family_sets_work_unchanged(mirror, tmp_path):

@@ -6,6 +6,7 @@ from typing import Any
 
 from deepsnn.core.params import (INITIAL_POTENTIALS, RESETS, Choice, Float, Int, ParamsError, Pipeline, choice,
                                  choice_int)
+from deepsnn.direct.spatial import ARCHITECTURES
 
 MNIST_FAMILY = ("mnist", "fashion_mnist")  # 1x28x28 grey images, 10 classes
 NEURONS = ("if", "lif")
@@ -22,6 +23,7 @@ def check_relations(params: dict[str, Any]) -> None:
 DIRECT = Pipeline("direct", {
     "train_spatial": {
         "dataset": Choice(MNIST_FAMILY),
+        "architecture": Choice(ARCHITECTURES),  # cnn3: the write-up's 3-layer network | vgg7: 7 conv layers
         "method": choice("spatial", "bptt"),  # spatial: gradients through spike counts, not time
         "neuron": Choice(NEURONS),
         "reset": Choice(RESETS),
@@ -32,7 +34,7 @@ DIRECT = Pipeline("direct", {
         "T_train": Int(min=1),  # timesteps simulated per training image (the centre, with jitter)
         "T_train_jitter": Int(min=0),  # each batch draws T in [T_train - jitter, T_train + jitter]
         "augment_shift": Int(min=0, max=8),  # random translation of training images, in pixels
-        "channels": Int(min=1),  # width of the first conv layer; the second has twice as many
+        "channels": Int(min=1),  # width of the first conv layer; later stages have 2x (and 4x) as many
         "conv1_kernel": choice_int(3, 5, 7),  # conv1 kernel size (computed once per image)
         "output_population": Int(min=1),  # output neurons per class; a class's score is their spike count
         "epochs": Int(min=1),

@@ -1,5 +1,5 @@
-"""Direct SNN training, spatial approach: a 3-layer convolutional SNN whose gradients flow
-through spike counts between layers, not through time.
+"""Direct SNN training, spatial approach: convolutional SNNs (the write-up's 3-layer network, a
+deeper VGG-style one) whose gradients flow through spike counts between layers, not through time.
 
 Forward: the real spiking network is simulated step by step without an autograd graph (only one
 membrane state per layer is alive, so memory is flat in T). Backward: each layer is treated as
@@ -12,12 +12,13 @@ the graph (backpropagation through time, memory grows with T): the reference met
 
 BatchNorm: in training, each conv layer is normalised with the statistics of its time-averaged
 input current (the rate-domain pre-activation) and the resulting per-channel affine map is
-applied to every timestep's current. At evaluation the running statistics make it a fixed
-affine map that could be folded into the conv.
+applied to every timestep's current (see SpikingConvNet). At evaluation the running statistics
+make it a fixed affine map that could be folded into the conv.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -28,23 +29,26 @@ from torch import nn
 from deepsnn.core.checkpoint import load_checkpoint, load_weights
 from deepsnn.core.energy import SpikeCounter, SpikingLayer
 from deepsnn.core.neurons import NeuronConfig, step
+from deepsnn.distributed import channel_var_mean
 
 if TYPE_CHECKING:
     from deepsnn.core.data import ImageDataset
 
-def bn_affine(bn: nn.BatchNorm2d, mean_current: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+def bn_affine(bn: nn.BatchNorm2d, mean_current: torch.Tensor | None,
+              update_running: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel (scale, shift) of `bn`, shaped [1, C, 1, 1].
 
     Training: batch statistics of `mean_current` (the time-averaged conv output), running
-    statistics updated as nn.BatchNorm2d does. Evaluation: the running statistics."""
+    statistics updated as nn.BatchNorm2d does (unless `update_running` is false). Evaluation:
+    the running statistics."""
     if bn.training:
         assert mean_current is not None
-        var, mean = torch.var_mean(mean_current, dim=(0, 2, 3), unbiased=False)
-        with torch.no_grad():
-            n = mean_current.numel() / mean_current.shape[1]
-            bn.running_mean.lerp_(mean, bn.momentum)
-            bn.running_var.lerp_(var * n / max(n - 1, 1), bn.momentum)
-            bn.num_batches_tracked += 1
+        var, mean, n = channel_var_mean(mean_current)  # over every rank's slice when data-parallel
+        if update_running:
+            with torch.no_grad():
+                bn.running_mean.lerp_(mean, bn.momentum)
+                bn.running_var.lerp_(var * n / max(n - 1, 1), bn.momentum)
+                bn.num_batches_tracked += 1
     else:
         mean, var = bn.running_mean, bn.running_var
     scale = bn.weight / torch.sqrt(var + bn.eps)
@@ -52,42 +56,85 @@ def bn_affine(bn: nn.BatchNorm2d, mean_current: torch.Tensor | None) -> tuple[to
     return scale.view(1, -1, 1, 1), shift.view(1, -1, 1, 1)
 
 
+def valued_as(value: torch.Tensor, gradient_of: torch.Tensor) -> torch.Tensor:
+    """`value` in the forward pass (bit-exact), with the gradient of `gradient_of`."""
+    return value.detach() + (gradient_of - gradient_of.detach())  # the bracket is exactly zero
+
+
 def with_rate_gradient(rate: torch.Tensor, current: torch.Tensor, sg: nn.Module, onset: float) -> torch.Tensor:
     """`rate` in the forward pass (bit-exact); d rate / d current = surrogate'(current - onset)."""
-    proxy = sg(current - onset)
-    return rate.detach() + (proxy - proxy.detach())  # the bracket is exactly zero
+    return valued_as(rate, sg(current - onset))
 
 
-class SpikingCNN(nn.Module):
-    """conv(1->c) -> IF -> avgpool -> conv(c->2c) -> IF -> avgpool -> linear(->10) -> IF.
+@dataclass(frozen=True)
+class ConvLayer:
+    """One spiking conv layer: conv (no bias) -> BatchNorm -> spiking neurons [-> 2x2 AvgPool]."""
+    channels: int
+    kernel: int = 3
+    pool: bool = False
 
-    Three learnable layers; the output layer's spike counts are the class scores. Input pixels
-    are fed as a constant current every timestep (direct encoding), so the first layer's
-    current is computed once. T is given at call time."""
 
-    def __init__(self, channels: int = 32, num_classes: int = 10, in_channels: int = 1,
-                 image_size: int = 28, neuron_config: NeuronConfig = NeuronConfig(), population: int = 1,
-                 conv1_kernel: int = 3):
+def architecture_layers(name: str, channels: int, conv1_kernel: int) -> list[ConvLayer]:
+    """The conv layers of a named architecture; a linear spiking output layer follows them.
+    cnn3: the write-up's 3-layer network (2 conv + output). vgg7: VGG-style, 7 conv layers in
+    three stages of width c, 2c, 4c, each ending in an AvgPool, + output (8 spiking layers)."""
+    c, k = channels, conv1_kernel
+    if name == "cnn3":
+        return [ConvLayer(c, k, pool=True), ConvLayer(2 * c, pool=True)]
+    if name == "vgg7":
+        return [ConvLayer(c, k), ConvLayer(c, pool=True), ConvLayer(2 * c), ConvLayer(2 * c, pool=True),
+                ConvLayer(4 * c), ConvLayer(4 * c), ConvLayer(4 * c, pool=True)]
+    raise ValueError(f"unknown architecture {name!r}; allowed: {', '.join(ARCHITECTURES)}")
+
+
+ARCHITECTURES = ("cnn3", "vgg7")
+
+
+class SpikingConvNet(nn.Module):
+    """[conv -> BN -> IF (-> avgpool)] x L -> linear -> IF; the output layer's spike counts are
+    the class scores. Input pixels are fed as a constant current every timestep (direct
+    encoding), so the first layer's current is computed once. T is given at call time.
+
+    BatchNorm in training: the statistics of a layer's time-averaged current (conv is linear,
+    so that is conv(rate of the layer below)). They are needed before the layer can be
+    simulated, so a pass of the rate-domain model the backward uses (each layer's rate is that
+    of its time-averaged current held constant; exact for the first layer, whose input is
+    constant) fixes each layer's affine map first; the simulation and both training methods
+    then use the same maps, and the gradient flows through the batch statistics as in BN."""
+
+    def __init__(self, layers: list[ConvLayer], num_classes: int = 10, in_channels: int = 1, image_size: int = 28,
+                 neuron_config: NeuronConfig = NeuronConfig(), population: int = 1):
         super().__init__()
         self.neuron_config = neuron_config
         self.num_classes, self.population = num_classes, population
-        # conv1 runs once per image (its input is constant), so a wider kernel is nearly free
-        self.conv1 = nn.Conv2d(in_channels, channels, conv1_kernel, padding=conv1_kernel // 2, bias=False)
-        self.bn1 = nn.BatchNorm2d(channels)
-        self.conv2 = nn.Conv2d(channels, 2 * channels, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(2 * channels)
-        self.fc = nn.Linear(2 * channels * (image_size // 4) ** 2, num_classes * population)
+        self.pools = tuple(layer.pool for layer in layers)
+        self.convs, self.bns = nn.ModuleList(), nn.ModuleList()
+        for layer in layers:
+            self.convs.append(nn.Conv2d(in_channels, layer.channels, layer.kernel, padding=layer.kernel // 2,
+                                        bias=False))
+            self.bns.append(nn.BatchNorm2d(layer.channels))
+            in_channels = layer.channels
+            image_size //= 2 if layer.pool else 1
+        self.fc = nn.Linear(in_channels * image_size ** 2, num_classes * population)
         self.pool = nn.AvgPool2d(2)
-        self.sn1, self.sn2, self.sn3 = (neuron_config.build() for _ in range(3))
+        self.neurons = nn.ModuleList(neuron_config.build() for _ in range(len(layers) + 1))
 
-    def layer1_current(self, x: torch.Tensor) -> torch.Tensor:
-        conv = self.conv1(x)
-        scale, shift = bn_affine(self.bn1, conv)
+    @property
+    def depth(self) -> int:
+        """Spiking layers, the output layer included."""
+        return len(self.convs) + 1
+
+    def first_current(self, x: torch.Tensor) -> torch.Tensor:
+        conv = self.convs[0](x)
+        scale, shift = bn_affine(self.bns[0], conv)
         # channels_last from here on: ~8x faster pooling and faster convs on CPU, same values
         return (conv * scale + shift).contiguous(memory_format=torch.channels_last)
 
-    def layer3_current(self, spikes2: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.pool(spikes2).flatten(1))
+    def synapses(self, layer: int, spikes: torch.Tensor) -> torch.Tensor:
+        """What spikes (or rates) of spiking layer `layer` (0-based) feed the next layer's neurons
+        through: [avgpool ->] conv (before its BN affine map), or flatten -> linear."""
+        x = self.pool(spikes) if self.pools[layer] else spikes
+        return self.convs[layer + 1](x) if layer + 1 < len(self.convs) else self.fc(x.flatten(1))
 
     def class_counts(self, output: torch.Tensor) -> torch.Tensor:
         """Sum each class's population of output neurons: [..., classes * P] -> [..., classes]."""
@@ -105,104 +152,128 @@ class SpikingCNN(nn.Module):
             total += step(v, current, self.neuron_config)
         return total / T
 
+    @torch.no_grad()
+    def affine_maps(self, current1: torch.Tensor, T: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(scale, shift) of every conv layer after the first. Training: batch statistics from
+        the rate-domain pass (running statistics updated); evaluation: running statistics."""
+        if not self.training:
+            return [bn_affine(bn, None) for bn in self.bns[1:]]
+        maps, rate = [], self._rate_of_constant_input(current1, T)
+        for layer in range(1, len(self.convs)):
+            conv = self.synapses(layer - 1, rate)
+            maps.append(bn_affine(self.bns[layer], conv))
+            if layer + 1 < len(self.convs):  # the last conv layer's rate feeds no BatchNorm
+                rate = self._rate_of_constant_input(conv * maps[-1][0] + maps[-1][1], T)
+        return maps
+
+    def current(self, layer: int, inputs: torch.Tensor, maps: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """Input current of spiking layer `layer` >= 1 from the spikes (or rates) of the layer below.
+        In training with gradients, BN's affine map keeps its value in `maps` and takes the
+        gradient of the batch statistics of these currents."""
+        x = self.synapses(layer - 1, inputs)
+        if layer == len(self.convs):
+            return x
+        scale, shift = maps[layer - 1]
+        bn = self.bns[layer]
+        if bn.training and torch.is_grad_enabled():
+            batch_scale, batch_shift = bn_affine(bn, x, update_running=False)
+            scale, shift = valued_as(scale, batch_scale), valued_as(shift, batch_shift)
+        return x * scale + shift
+
     def forward(self, x: torch.Tensor, T: int, method: str = "spatial") -> torch.Tensor:
         """Output spike counts per class [B, classes] after T timesteps (differentiable when training)."""
         if T < 1:
             raise ValueError(f"T must be >= 1, got {T}")
-        if method == "spatial":
-            return self._forward_spatial(x, T)
-        if method == "bptt":
-            return self._forward_bptt(x, T)
-        raise ValueError(f"unknown method {method!r}; allowed: spatial, bptt")
+        if method not in ("spatial", "bptt"):
+            raise ValueError(f"unknown method {method!r}; allowed: spatial, bptt")
+        current1 = self.first_current(x)
+        maps = self.affine_maps(current1.detach(), T)
+        return self._forward_spatial(current1, maps, T) if method == "spatial" else self._forward_bptt(current1, maps, T)
 
-    def _forward_spatial(self, x: torch.Tensor, T: int) -> torch.Tensor:
-        onset, sg = self.neuron_config.rate_onset, self.sn1.surrogate_function
-        current1 = self.layer1_current(x)
-        # conv2's BN statistics come from layer 1's rate, so simulate layer 1 alone first
-        # (cheap: its input is constant) unless running statistics are used.
-        if self.bn2.training:
-            rate1 = self._rate_of_constant_input(current1.detach(), T)
-            conv2_mean = self.conv2(self.pool(with_rate_gradient(rate1, current1, sg, onset)))
-            scale2, shift2 = bn_affine(self.bn2, conv2_mean)
-        else:
-            scale2, shift2 = bn_affine(self.bn2, None)
-        out_steps, rate1, rate2, rate3 = self.simulate(x, T, current1=current1.detach(),
-                                                       scale2=scale2.detach(), shift2=shift2.detach())
+    def _forward_spatial(self, current1: torch.Tensor, maps: list, T: int) -> torch.Tensor:
+        detached = [(scale.detach(), shift.detach()) for scale, shift in maps]
+        out_steps, rates = self.simulate(None, T, current1=current1.detach(), maps=detached)
         if not torch.is_grad_enabled():
             return out_steps.sum(0)
-        r1 = with_rate_gradient(rate1, current1, sg, onset)
-        current2 = self.conv2(self.pool(r1)) * scale2 + shift2  # = time-average of layer 2's current
-        r2 = with_rate_gradient(rate2, current2, sg, onset)
-        r3 = with_rate_gradient(rate3, self.layer3_current(r2), sg, onset)
-        return self.class_counts(r3 * T)
+        onset, sg = self.neuron_config.rate_onset, self.neurons[0].surrogate_function
+        rate = with_rate_gradient(rates[0], current1, sg, onset)
+        for layer in range(1, self.depth):  # time-averaged currents: the simulation's, exactly
+            rate = with_rate_gradient(rates[layer], self.current(layer, rate, maps), sg, onset)
+        return self.class_counts(rate * T)
 
     @torch.no_grad()
-    def simulate(self, x: torch.Tensor, T: int, current1: torch.Tensor | None = None,
-                 scale2: torch.Tensor | None = None, shift2: torch.Tensor | None = None,
-                 clock: list | None = None, counter: SpikeCounter | None = None,
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Step-by-step simulation. Returns the output spikes of every step [T, B, classes]
-        and the firing rates of the three layers; `clock.tick()` is called after each step and
-        `counter` (see `spiking_layers`) is handed each layer's spikes."""
+    def simulate(self, x: torch.Tensor | None, T: int, current1: torch.Tensor | None = None,
+                 maps: list | None = None, clock: list | None = None, counter: SpikeCounter | None = None,
+                 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Step-by-step simulation. Returns the output spikes of every step [T, B, classes] and
+        the firing rate of every layer; `clock.tick()` is called after each step and `counter`
+        (see `spiking_layers`) is handed each layer's spikes."""
         if current1 is None:
-            current1 = self.layer1_current(x)
-        if scale2 is None:
-            scale2, shift2 = bn_affine(self.bn2, None)
+            current1 = self.first_current(x)
+        if maps is None:
+            maps = self.affine_maps(current1, T)
         cfg = self.neuron_config
-        v1 = cfg.initial_potential(current1)
-        v2 = v3 = None
-        total1 = torch.zeros_like(current1)
-        total2 = total3 = None
+        potentials: list[torch.Tensor | None] = [None] * self.depth
+        totals: list[torch.Tensor | None] = [None] * self.depth
         out_steps = []
         for _ in range(T):
-            s1 = step(v1, current1, cfg)
-            current2 = self.conv2(self.pool(s1)) * scale2 + shift2
-            if v2 is None:
-                v2, total2 = cfg.initial_potential(current2), torch.zeros_like(current2)
-            s2 = step(v2, current2, cfg)
-            current3 = self.layer3_current(s2)
-            if v3 is None:
-                v3, total3 = cfg.initial_potential(current3), torch.zeros_like(current3)
-            s3 = step(v3, current3, cfg)
-            total1 += s1
-            total2 += s2
-            total3 += s3
-            out_steps.append(self.class_counts(s3))
+            spikes = []
+            for layer in range(self.depth):
+                current = current1 if layer == 0 else self.current(layer, spikes[-1], maps)
+                if potentials[layer] is None:
+                    potentials[layer], totals[layer] = cfg.initial_potential(current), torch.zeros_like(current)
+                spikes.append(step(potentials[layer], current, cfg))
+                totals[layer] += spikes[-1]
+            out_steps.append(self.class_counts(spikes[-1]))
             if counter is not None:
-                for layer, spikes in enumerate((s1, s2, s3)):
-                    counter.record(layer, spikes)
+                for layer, layer_spikes in enumerate(spikes):
+                    counter.record(layer, layer_spikes)
             if clock is not None:
                 clock.tick()
         if counter is not None:
             counter.end_batch()
-        return torch.stack(out_steps), total1 / T, total2 / T, total3 / T
+        return torch.stack(out_steps), [total / T for total in totals]
 
     @property
     def spiking_layers(self) -> list[SpikingLayer]:
-        """The three IF layers and the modules their spikes pass through (BatchNorm's per-channel
-        affine map after conv2 does not change who is connected to whom)."""
-        return [SpikingLayer("sn1", [self.pool, self.conv2]),
-                SpikingLayer("sn2", [self.pool, nn.Flatten(), self.fc]),
-                SpikingLayer("sn3", [])]
+        """The spiking layers and the modules their spikes pass through (BatchNorm's per-channel
+        affine map after a conv does not change who is connected to whom)."""
+        layers = []
+        for layer in range(len(self.convs)):
+            downstream = [self.pool] if self.pools[layer] else []
+            downstream += [self.convs[layer + 1]] if layer + 1 < len(self.convs) else [nn.Flatten(), self.fc]
+            layers.append(SpikingLayer(f"sn{layer + 1}", downstream))
+        return layers + [SpikingLayer(f"sn{self.depth}", [])]
+
+    def ann_equivalent(self) -> nn.Sequential:
+        """The same synapses as an ANN (for counting its MACs: activations cost none)."""
+        modules: list[nn.Module] = []
+        for conv, pool in zip(self.convs, self.pools):
+            modules += [conv, self.pool] if pool else [conv]
+        return nn.Sequential(*modules, nn.Flatten(), self.fc)
 
     def step_outputs(self, x: torch.Tensor, T: int, clock: list | None = None,
                      counter: SpikeCounter | None = None) -> torch.Tensor:
         """Output spikes of every step, [T, B, classes] (the evaluation simulator)."""
         return self.simulate(x, T, clock=clock, counter=counter)[0]
 
-    def _forward_bptt(self, x: torch.Tensor, T: int) -> torch.Tensor:
-        """Multi-step SNN, the whole time loop in the autograd graph."""
+    def _forward_bptt(self, current1: torch.Tensor, maps: list, T: int) -> torch.Tensor:
+        """Multi-step SNN, the whole time loop in the autograd graph (SpikingJelly's neurons);
+        BN's maps are the spatial method's (same forward), with the gradient of the batch
+        statistics of the time-averaged currents."""
         functional.reset_net(self)
-        current1 = self.layer1_current(x)
-        spikes1 = self.sn1.multi_step_forward(current1.unsqueeze(0).expand(T, *current1.shape))
-        pooled1 = self.pool(spikes1.flatten(0, 1))
-        scale2, shift2 = bn_affine(self.bn2, self.conv2(pooled1.reshape(T, -1, *pooled1.shape[1:]).mean(0))
-                                   if self.bn2.training else None)
-        current2 = self.conv2(pooled1) * scale2 + shift2
-        spikes2 = self.sn2.multi_step_forward(current2.reshape(T, -1, *current2.shape[1:]))
-        current3 = self.layer3_current(spikes2.flatten(0, 1))
-        spikes3 = self.sn3.multi_step_forward(current3.reshape(T, -1, current3.shape[-1]))
-        return self.class_counts(spikes3.sum(0))
+        spikes = self.neurons[0].multi_step_forward(current1.unsqueeze(0).expand(T, *current1.shape))
+        for layer in range(1, self.depth):
+            x = self.synapses(layer - 1, spikes.flatten(0, 1))
+            x = x.reshape(T, -1, *x.shape[1:])
+            if layer < len(self.convs):
+                scale, shift = maps[layer - 1]
+                if self.bns[layer].training:
+                    batch_scale, batch_shift = bn_affine(self.bns[layer], x.mean(0), update_running=False)
+                    scale, shift = valued_as(scale, batch_scale), valued_as(shift, batch_shift)
+                x = x * scale + shift
+            spikes = self.neurons[layer].multi_step_forward(x)
+        return self.class_counts(spikes.sum(0))
 
 
 def spike_count_loss(counts: torch.Tensor, labels: torch.Tensor, max_count: int, kind: str = "count_mse") -> torch.Tensor:
@@ -221,20 +292,20 @@ def spike_count_loss(counts: torch.Tensor, labels: torch.Tensor, max_count: int,
     raise ValueError(f"unknown loss {kind!r}; allowed: count_ce, count_mse")
 
 
-def build_spatial_model(cfg: dict, data: ImageDataset | None = None) -> SpikingCNN:
-    """The model described by params.yaml's train_spatial section (shapes from the data set)."""
+def build_spatial_model(cfg: dict, data: ImageDataset | None = None) -> SpikingConvNet:
+    """The model described by params.yaml's train_spatial section (input shape from the data set;
+    without one, a 1x28x28 image and 10 classes)."""
     neuron_config = NeuronConfig(cfg["neuron"], cfg["reset"], cfg["surrogate"], cfg["tau"],
                                  v_init=0.5 if cfg["initial_potential"] == "half" else 0.0)
-    if data is None:
-        return SpikingCNN(cfg["channels"], neuron_config=neuron_config, population=cfg["output_population"],
-                          conv1_kernel=cfg["conv1_kernel"])
-    _, in_channels, size, _ = data.train_images.shape
-    return SpikingCNN(cfg["channels"], num_classes=len(data.classes), in_channels=in_channels,
-                      image_size=size, neuron_config=neuron_config, population=cfg["output_population"],
-                      conv1_kernel=cfg["conv1_kernel"])
+    layers = architecture_layers(cfg["architecture"], cfg["channels"], cfg["conv1_kernel"])
+    shape = {"num_classes": 10, "in_channels": 1, "image_size": 28}
+    if data is not None:
+        _, in_channels, size, _ = data.train_images.shape
+        shape = {"num_classes": len(data.classes), "in_channels": in_channels, "image_size": size}
+    return SpikingConvNet(layers, neuron_config=neuron_config, population=cfg["output_population"], **shape)
 
 
-def load_spatial_model(path, data: ImageDataset) -> tuple[SpikingCNN, dict]:
+def load_spatial_model(path, data: ImageDataset) -> tuple[SpikingConvNet, dict]:
     """The SNN saved by train_spatial (eval mode, on CPU) and the params that made it."""
     checkpoint = load_checkpoint(path, written_by="train_spatial")
     model = build_spatial_model(checkpoint["params"]["train_spatial"], data)

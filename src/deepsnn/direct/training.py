@@ -11,7 +11,8 @@ from tqdm import tqdm
 
 from deepsnn.core.data import ImageDataset
 from deepsnn.core.training import batch_indices, random_translate, to_float
-from deepsnn.direct.spatial import SpikingCNN, spike_count_loss
+from deepsnn.direct.spatial import SpikingConvNet, spike_count_loss
+from deepsnn import distributed
 
 
 def training_timesteps(T_train: int, jitter: int, generator: torch.Generator) -> int:
@@ -23,12 +24,19 @@ def training_timesteps(T_train: int, jitter: int, generator: torch.Generator) ->
     return T_train - jitter + int(torch.randint(0, 2 * jitter + 1, (1,), generator=generator))
 
 
-def train_spatial(model: SpikingCNN, data: ImageDataset, cfg: dict[str, Any], generator: torch.Generator,
-                  device: torch.device, progress: bool = True, eval_images: int = 2000) -> list[dict[str, float]]:
+def train_spatial(model: SpikingConvNet, data: ImageDataset, cfg: dict[str, Any], generator: torch.Generator,
+                  processes: distributed.Processes, progress: bool = True,
+                  eval_images: int = 2000) -> list[dict[str, float]]:
     """Train `model` with cfg = params.yaml's train_spatial section; `generator` drives shuffling
     and augmentation. Returns one row per epoch; its test accuracy (at T_train) uses the first
-    `eval_images` test images, to keep the curve cheap (eval_spatial measures the full set)."""
+    `eval_images` test images, to keep the curve cheap (eval_spatial measures the full set).
+
+    `processes` (from `deepsnn.distributed.start`): every rank draws the global batch, its
+    augmentation and T, and trains on its slice of the batch (one process: the whole batch);
+    the returned rows count every rank's images."""
+    device = processes.device
     model.to(device)
+    trained = processes.wrap(model)
     train_x, train_y = data.train_images.to(device), data.train_labels.to(device)
     steps_per_epoch = -(-len(train_y) // cfg["batch_size"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
@@ -40,27 +48,32 @@ def train_spatial(model: SpikingCNN, data: ImageDataset, cfg: dict[str, Any], ge
         start = time.perf_counter()
         loss_sum = correct = seen = 0.0
         bar = tqdm(batch_indices(len(train_y), cfg["batch_size"], generator), total=steps_per_epoch,
-                   desc=f"train_spatial epoch {epoch}/{cfg['epochs']}", disable=not progress, leave=False)
+                   desc=f"train_spatial epoch {epoch}/{cfg['epochs']}", leave=False,
+                   disable=not (progress and processes.is_writer))
         for idx in bar:
             x = random_translate(to_float(train_x[idx]), pad=cfg["augment_shift"], generator=generator)
             T = training_timesteps(cfg["T_train"], cfg["T_train_jitter"], generator)
-            counts = model(x, T, method=cfg["method"])
-            loss = spike_count_loss(counts, train_y[idx], T * model.max_count_per_step, cfg["loss"])
+            x, y = processes.shard(x), processes.shard(train_y[idx])
+            counts = trained(x, T, method=cfg["method"])
+            loss = spike_count_loss(counts, y, T * model.max_count_per_step, cfg["loss"])
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            # DDP averages the ranks' gradients; weighting each slice's mean by its share of the
+            # batch makes that the gradient of the global batch's mean (1.0 for equal slices)
+            (loss * (processes.world_size * len(y) / len(idx))).backward()
             optimizer.step()
             schedule.step()
-            loss_sum += loss.item() * len(idx)
-            correct += (counts.argmax(1) == train_y[idx]).sum().item()
-            seen += len(idx)
+            loss_sum += loss.item() * len(y)
+            correct += (counts.argmax(1) == y).sum().item()
+            seen += len(y)
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.2f}")
         train_time = time.perf_counter() - start
+        loss_sum, correct, seen = processes.sum([loss_sum, correct, seen])
         test_acc = accuracy(model, data.test_images[:eval_images], data.test_labels[:eval_images],
                             cfg["T_train"], device)
         row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": 100 * correct / seen,
                "test_accuracy": test_acc, "epoch_time_s": train_time}
         history.append(row)
-        if progress:
+        if progress and processes.is_writer:
             print(f"epoch {epoch}: loss {row['train_loss']:.4f}, train {row['train_accuracy']:.2f}%, "
                   f"test {test_acc:.2f}% at T={cfg['T_train']} (first {eval_images} images) ({train_time:.0f} s)",
                   flush=True)
