@@ -21,6 +21,7 @@ import torch.distributed as dist
 from torch import nn
 
 from deepsnn.core.errors import UserError
+from deepsnn.core.training import pick_device
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def start(batch_size: int, key: str) -> Processes:
     `batch_size` (the global batch, params key `key`) must give every rank at least one image."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
-        return Processes(0, 1, torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+        return Processes(0, 1, pick_device())
     if batch_size < world_size:
         raise UserError(f"{key}: {batch_size} is the global batch; it must be at least the number of "
                         f"processes ({world_size}) so that every rank gets an image")
