@@ -26,6 +26,7 @@ from stages import download, eval_spatial, train_spatial
 def test_source_deps_are_the_stage_code_dvc_tracks():
     deps = [p.relative_to(REPO).as_posix() for p in source_deps("eval_spatial", REPO / "dvc.yaml")]
     assert deps == ["stages/eval_spatial.py", "src/deepsnn/__init__.py", "src/deepsnn/core", "src/deepsnn/direct",
+                    "src/deepsnn/distributed.py",
                     "src/deepsnn/evaluation"]  # not the data and model files: they come as arguments
 
 
