@@ -18,7 +18,7 @@ install: $(STAMP)
 # The stages call `python`: put the venv first on PATH so they run inside it. Then push every
 # artifact to the default remote (a folder beside the checkout: README, "Sharing results").
 repro: $(STAMP)
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/dvc repro
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/dvc repro dvc.yaml
 	$(VENV)/bin/dvc push
 
 test: $(STAMP)

@@ -20,14 +20,14 @@ import yaml
 
 from deepsnn.conversion.ann.training import autocast, optimizer_and_loss
 from deepsnn.core.training import pick_device
-from deepsnn.conversion.ann.vgg import build_vgg
+from deepsnn.conversion.ann.networks import build_ann
 
 VARIANTS = {"fp32 eager": ("fp32", False), "fp32 compiled": ("fp32", True), "bf16 compiled": ("bf16", True)}
 
 
 def make_step(cfg: dict, precision: str, compile_: bool, x: torch.Tensor, y: torch.Tensor, device: torch.device):
     torch.manual_seed(0)
-    model = build_vgg(cfg).to(device).to(memory_format=torch.channels_last).train()
+    model = build_ann(cfg).to(device).to(memory_format=torch.channels_last).train()
     forward = torch.compile(model) if compile_ else model
     optimizer, criterion = optimizer_and_loss(model, cfg)
 

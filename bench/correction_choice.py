@@ -15,8 +15,8 @@ import time
 
 import torch
 
-from deepsnn.conversion.ann.training import CIFAR10_MEAN, CIFAR10_STD, normalizer
-from deepsnn.conversion.ann.vgg import load_trained_vgg
+from deepsnn.conversion.ann.training import normalizer
+from deepsnn.conversion.ann.networks import load_trained_ann
 from deepsnn.conversion.calibration import read_thresholds
 from deepsnn.conversion.chain_simulator import ChainSimulator
 from deepsnn.conversion.correction import ann_channel_means, correct_initial_potentials
@@ -47,10 +47,10 @@ def main() -> None:
     parser.add_argument("--T", type=int, default=8)
     args = parser.parse_args()
     device = pick_device()
-    ann, _ = load_trained_vgg(args.model)
+    ann, ann_params = load_trained_ann(args.model)
     thresholds = read_thresholds(args.thresholds)
     data = load_prepared(args.data)
-    prepare = normalizer(CIFAR10_MEAN, CIFAR10_STD)
+    prepare = normalizer(ann_params["train_ann"]["dataset"])
     fit = prepare(data.train_images[:args.images]).contiguous()
     held_out = prepare(data.train_images[-args.held_out:]).contiguous().to(device)
     labels = data.train_labels[-args.held_out:].to(device)

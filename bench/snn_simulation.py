@@ -25,7 +25,7 @@ import time
 import torch
 from spikingjelly.activation_based import functional
 
-from deepsnn.conversion.ann.vgg import VGG, load_trained_vgg
+from deepsnn.conversion.ann.networks import VGG, load_trained_ann
 from deepsnn.conversion.calibration import calibrate_thresholds
 from deepsnn.conversion.snn import convert, load_snn
 from deepsnn.core.energy import SpikeCounter
@@ -45,7 +45,7 @@ def random_snn(batch: torch.Tensor) -> torch.nn.Module:
 
 
 def trained_snn(snn_path: str, ann_path: str) -> torch.nn.Module:
-    return load_snn(snn_path, load_trained_vgg(ann_path)[0])
+    return load_snn(snn_path, load_trained_ann(ann_path)[0])
 
 
 def spikingjelly_loop(net: torch.nn.Module, x: torch.Tensor, T: int) -> torch.Tensor:

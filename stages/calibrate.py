@@ -6,10 +6,10 @@ import argparse
 import time
 from pathlib import Path
 
-from deepsnn.conversion.ann.training import CIFAR10_MEAN, CIFAR10_STD, normalizer
+from deepsnn.conversion.ann.training import normalizer
 from deepsnn.conversion.calibration import calibrate_thresholds, write_thresholds
 from deepsnn.conversion.params import CONVERSION
-from deepsnn.conversion.ann.vgg import load_trained_vgg
+from deepsnn.conversion.ann.networks import load_trained_ann
 from deepsnn.core import cli
 from deepsnn.core.data import load_prepared
 from deepsnn.core.io import write_json
@@ -21,7 +21,7 @@ PARAMS = ["calibrate"]  # must match dvc.yaml
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
+    cli.add_params_argument(parser)
     parser.add_argument("--data", type=Path, required=True, help="prepared data set (.pt)")
     parser.add_argument("--model", type=Path, required=True, help="ANN checkpoint from train_ann")
     parser.add_argument("--thresholds", type=Path, required=True, help="CSV to write")
@@ -30,14 +30,14 @@ def main(argv: list[str] | None = None) -> None:
 
     cfg = load_params(args.params, CONVERSION)["calibrate"]
     start = time.perf_counter()
-    model, ann_params = load_trained_vgg(args.model)
+    model, ann_params = load_trained_ann(args.model)
     if cfg["mode"] == "qcfs" and ann_params["train_ann"]["activation"] != "qcfs":
         raise ParamsError("calibrate.mode: 'qcfs' needs train_ann.activation: qcfs; "
                               "allowed for a relu network: max, percentile")
     device = pick_device()
     model.to(device)
     data = load_prepared(args.data)
-    prepare = normalizer(CIFAR10_MEAN, CIFAR10_STD)
+    prepare = normalizer(ann_params["train_ann"]["dataset"])
     images = data.train_images[:cfg["images"]]  # fixed, un-augmented training images
     batches = (prepare(images[i:i + cfg["batch_size"]].to(device)) for i in range(0, len(images), cfg["batch_size"]))
     thresholds = calibrate_thresholds(model, batches, cfg["mode"], cfg["percentile"])

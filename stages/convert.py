@@ -6,8 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
-from deepsnn.conversion.ann.training import CIFAR10_MEAN, CIFAR10_STD, normalizer
-from deepsnn.conversion.ann.vgg import load_trained_vgg
+from deepsnn.conversion.ann.training import normalizer
+from deepsnn.conversion.ann.networks import load_trained_ann
 from deepsnn.conversion.calibration import read_thresholds
 from deepsnn.conversion.chain_simulator import ChainSimulator
 from deepsnn.conversion.correction import ann_channel_means, correct_initial_potentials
@@ -23,7 +23,7 @@ PARAMS = ["convert"]  # must match dvc.yaml
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
+    cli.add_params_argument(parser)
     parser.add_argument("--data", type=Path, required=True, help="prepared data set (.pt): the correction's training images")
     parser.add_argument("--model", type=Path, required=True, help="ANN checkpoint from train_ann")
     parser.add_argument("--thresholds", type=Path, required=True, help="CSV from calibrate")
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = params["convert"]
     start = time.perf_counter()
     options = SpikingOptions(cfg["reset"], cfg["initial_potential"])
-    ann, ann_params = load_trained_vgg(args.model)
+    ann, ann_params = load_trained_ann(args.model)
     thresholds = read_thresholds(args.thresholds)
     images = None
     if cfg["correction"] != "none":
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
         if cfg["correction_images"] > len(data.train_images):
             raise ParamsError(f"convert.correction_images: {cfg['correction_images']} is more than the "
                               f"{len(data.train_images)} training images of {args.data}; allowed: 1 .. {len(data.train_images)}")
-        images = normalizer(CIFAR10_MEAN, CIFAR10_STD)(data.train_images[:cfg["correction_images"]]).contiguous()
+        images = normalizer(ann_params["train_ann"]["dataset"])(data.train_images[:cfg["correction_images"]]).contiguous()
     snn = convert(ann, thresholds, options)
     converted = time.perf_counter()
     metrics = {}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from deepsnn.core import cli
 from deepsnn.core.data import DATASETS, fetch, save_prepared
-from deepsnn.core.params import Choice, read_yaml, select, validate_params
+from deepsnn.core.params import Choice, read_params, select, validate_params
 
 PARAMS = ["train_spatial.dataset", "train_ann.dataset"]  # must match dvc.yaml
 
@@ -28,13 +28,13 @@ def selected_datasets(raw: dict) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
+    cli.add_params_argument(parser)
     parser.add_argument("--out-dir", type=Path, default=Path("data"))
     parser.add_argument("--cache", type=Path, default=Path("data/downloads"), help="where downloads land")
     args = parser.parse_args(argv)
 
     fetched = {}
-    for name in selected_datasets(read_yaml(args.params)):  # all fetched and verified before any is written
+    for name in selected_datasets(read_params(args.params)):  # all fetched and verified before any is written
         start = time.perf_counter()
         fetched[name] = dataset, source = fetch(name, args.cache)
         print(f"{name}: {len(dataset.train_labels):,} train / {len(dataset.test_labels):,} test images "

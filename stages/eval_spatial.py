@@ -24,7 +24,7 @@ STAGE = "eval_spatial"
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
+    cli.add_params_argument(parser)
     parser.add_argument("--data", type=Path, required=True, help="prepared data set (.pt)")
     parser.add_argument("--model", type=Path, required=True, help="checkpoint from train_spatial")
     EvaluationPaths.add_arguments(parser)
@@ -49,9 +49,11 @@ def main(argv: list[str] | None = None) -> None:
 
     sim, reused, latency = simulate_test_set(plan, model.step_outputs, model.spiking_layers, data, to_float, device,
                                              extra)
-    dataset = model_params["train_spatial"]["dataset"]
-    write_evaluation(Evaluation(sim, data.test_labels, T_eval, latency, reused, hardware(device),
-                                f"Direct-trained SNN ({DATASETS[dataset].folder})", "accuracy", start), paths)
+    trained = model_params["train_spatial"]
+    experiment = {"pipeline": "direct", "dataset": trained["dataset"], "architecture": trained["architecture"]}
+    title = f"Direct-trained SNN, {trained['architecture']} ({DATASETS[trained['dataset']].torchvision_name})"
+    write_evaluation(Evaluation(sim, data.test_labels, T_eval, latency, reused, hardware(device), title, "accuracy",
+                                start, experiment), paths)
 
 
 if __name__ == "__main__":

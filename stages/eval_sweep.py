@@ -6,14 +6,14 @@ import argparse
 import time
 from pathlib import Path
 
-from deepsnn.conversion.ann.training import CIFAR10_MEAN, CIFAR10_STD, ann_accuracy, normalizer
+from deepsnn.conversion.ann.training import ann_accuracy, normalizer
 from deepsnn.conversion.chain_simulator import ChainSimulator
 from deepsnn.conversion.params import CONVERSION
 from deepsnn.conversion.correction_report import correction_table, low_T_metrics, plot_correction
 from deepsnn.conversion.snn import load_snn, load_snn_params
-from deepsnn.conversion.ann.vgg import load_trained_vgg
+from deepsnn.conversion.ann.networks import load_trained_ann
 from deepsnn.core import cli
-from deepsnn.core.data import load_prepared
+from deepsnn.core.data import DATASETS, load_prepared
 from deepsnn.core.energy import count_macs
 from deepsnn.core.params import load_params
 from deepsnn.core.training import pick_device
@@ -29,7 +29,7 @@ STAGE = "eval_sweep"
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
+    cli.add_params_argument(parser)
     parser.add_argument("--data", type=Path, required=True, help="prepared data set (.pt)")
     parser.add_argument("--model", type=Path, required=True, help="ANN checkpoint from train_ann")
     parser.add_argument("--snn", type=Path, required=True, help="SNN checkpoint from convert")
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg, T_eval = params[STAGE], params["T_eval"]
     start = time.perf_counter()
     device = pick_device()
-    ann, _ = load_trained_vgg(args.model)
+    ann, ann_params = load_trained_ann(args.model)
     snn = load_snn(args.snn, ann)
     correction = load_snn_params(args.snn)["convert"]["correction"]
     data = load_prepared(args.data)
@@ -57,11 +57,11 @@ def main(argv: list[str] | None = None) -> None:
                            {"batch_size": cfg["batch_size"], "compile": cfg["compile"], "device": device.type,
                             "uncorrected_horizon": cfg["uncorrected_horizon"]})
     simulator = ChainSimulator(snn, compile=cfg["compile"])  # SpikingJelly's loop minus repeated work
-    prepare = normalizer(CIFAR10_MEAN, CIFAR10_STD)
+    prepare = normalizer(ann_params["train_ann"]["dataset"])
 
     def extra() -> dict:
         example = prepare(data.test_images[:1].to(device))
-        kept = {"ann_accuracy": ann_accuracy(ann, data.test_images, data.test_labels, device),
+        kept = {"ann_accuracy": ann_accuracy(ann, data.test_images, data.test_labels, prepare, device),
                 "analog_macs": count_macs(simulator.prefix, example), "ann_macs": count_macs(ann, example)}
         if correction != "none" and cfg["uncorrected_horizon"] > 0:  # the same SNN without its correction
             uncorrected = ChainSimulator(load_snn(args.snn, ann, corrected=False).to(device), compile=cfg["compile"])
@@ -73,12 +73,14 @@ def main(argv: list[str] | None = None) -> None:
     sim, reused, latency = simulate_test_set(plan, simulator.step_outputs, simulator.spiking_layers, data, prepare,
                                              device, extra)
     ann_acc = sim.extra["ann_accuracy"]
-    title = "VGG-16 converted to an SNN (CIFAR-10)"
+    trained = ann_params["train_ann"]
+    experiment = {"pipeline": "conversion", "dataset": trained["dataset"], "architecture": trained["architecture"]}
+    title = f"{trained['architecture']} converted to an SNN ({DATASETS[trained['dataset']].torchvision_name})"
     low_T = correction_table(sim.predictions, sim.extra.get("uncorrected_predictions"), data.test_labels, ann_acc)
     write_csv(low_T, args.correction_curve)
     plot_correction(low_T, args.correction_plot, title, correction)
     write_evaluation(Evaluation(sim, data.test_labels, T_eval, latency, reused, hardware(device), title,
-                                "snn_accuracy", start, metrics={"ann_accuracy": round(ann_acc, 4), **low_T_metrics(low_T)},
+                                "snn_accuracy", start, experiment, metrics={"ann_accuracy": round(ann_acc, 4), **low_T_metrics(low_T)},
                                 reference=("ANN", ann_acc)), paths)
 
 

@@ -2,7 +2,7 @@
 
 One process by default; `torchrun --standalone --nproc-per-node N stages/train_spatial.py ...`
 trains data-parallel on N processes (GPUs, or CPU processes with gloo), the same experiment
-(see deepsnn.distributed); rank 0 writes the outputs."""
+(see deepsnn.core.distributed); rank 0 writes the outputs."""
 
 from __future__ import annotations
 
@@ -19,16 +19,16 @@ from deepsnn.core.io import atomic_path, write_json
 from deepsnn.core.params import load_params, select
 from deepsnn.direct.params import DIRECT
 from deepsnn.direct.spatial import build_spatial_model
-from deepsnn.core.training import seed_everything
+from deepsnn.core.training import peak_memory_mib, seed_everything
 from deepsnn.direct.training import accuracy, train_spatial
-from deepsnn import distributed
+from deepsnn.core import distributed
 
 PARAMS = ["seed", "train_spatial"]  # must match dvc.yaml
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
+    cli.add_params_argument(parser)
     parser.add_argument("--data", type=Path, required=True, help="prepared data set (.pt)")
     parser.add_argument("--model", type=Path, required=True, help="checkpoint to write")
     parser.add_argument("--curve", type=Path, required=True, help="per-epoch CSV to write")
@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         history = train_spatial(model, data, cfg, generator, processes)
         train_time = time.perf_counter() - start
+        train_peak_mib = peak_memory_mib(processes.device)  # before the full test set is evaluated
     finally:
         distributed.stop(processes)
     if not processes.is_writer:
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     write_json({"train_accuracy": round(last["train_accuracy"], 4),
                 "test_accuracy_at_T_train": round(test_accuracy, 4),
                 "T_train": cfg["T_train"], "train_time_s": round(train_time, 1),
+                "peak_memory_mib": round(train_peak_mib),
                 "device": device.type, "processes": processes.world_size}, args.metrics)
 
 

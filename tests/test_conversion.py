@@ -13,12 +13,14 @@ from torch import nn
 from conftest import TINY_CONVERSION, eval_args, md5, write_params
 from deepsnn.conversion.calibration import LayerThreshold, activation_layers, calibrate_thresholds, read_thresholds, write_thresholds
 from deepsnn.conversion.snn import SpikingOptions, convert, reference_step_outputs, relu_network
+from deepsnn.core.distributed import Processes
 from deepsnn.core.errors import ConversionError
 from deepsnn.conversion.params import CONVERSION
 from deepsnn.core.params import ParamsError, validate_params
-from deepsnn.conversion.ann.vgg import QCFS, VGG, check_convertible, set_quantize
+from deepsnn.conversion.ann.networks import QCFS, VGG, check_convertible, set_quantize
 from stages import calibrate, convert as convert_stage, download, eval_sweep, train_ann
 
+ONE_PROCESS = Processes(rank=0, world_size=1, device=torch.device("cpu"))
 WIDTH = 1 / 16  # 4..32 channels: the real VGG-16 topology, small enough for CPU tests
 
 
@@ -141,6 +143,8 @@ def test_bad_conversion_requests_fail_before_any_work():
     ("convert.initial_potential", "random", r"allowed: half, zero"),
     ("train_ann.activation", "gelu", r"allowed: qcfs, relu"),
     ("train_ann.qcfs_clip_epochs", -1, r"train_ann.qcfs_clip_epochs: -1 is out of range; allowed: integers in \[0, inf\]"),
+    ("train_ann.architecture", "resnet18", r"train_ann.architecture: 'resnet18' is not allowed; allowed: vgg16, cnn3"),
+    ("train_ann.dataset", "imagenet", r"train_ann.dataset: 'imagenet' is not allowed; allowed: mnist, fashion_mnist, cifar10"),
 ])
 def test_bad_conversion_params_are_named(path, value, expected):
     from conftest import committed_params
@@ -149,6 +153,35 @@ def test_bad_conversion_params_are_named(path, value, expected):
     params[section][key] = value
     with pytest.raises(ParamsError, match=expected):
         validate_params(params, CONVERSION)
+
+
+@pytest.mark.parametrize("architecture, dataset, expected", [
+    ("cnn3", "cifar10", r"train_ann.architecture: cnn3 is a network for 28x28 images and train_ann.dataset cifar10 "
+                        r"has 32x32; allowed data sets for it: mnist, fashion_mnist"),
+    ("vgg16", "mnist", r"train_ann.architecture: vgg16 is a network for 32x32 images and train_ann.dataset mnist "
+                       r"has 28x28; allowed data sets for it: cifar10"),
+])
+def test_a_network_for_other_images_fails_before_any_work(mirror, tmp_path, architecture, dataset, expected):
+    from deepsnn.core import cli
+    params = write_params(tmp_path / "params.yaml", **{**TINY_CONVERSION, "train_ann.architecture": architecture,
+                                                       "train_ann.dataset": dataset})
+    argv = ["--params", str(params), "--data", str(tmp_path / "missing.pt"), "--model", str(tmp_path / "ann.pt"),
+            "--curve", str(tmp_path / "c.csv"), "--metrics", str(tmp_path / "m.json")]
+    with pytest.raises(SystemExit, match=expected):  # before the (missing) data is read
+        cli.run(lambda: train_ann.main(argv))
+    assert not list(tmp_path.glob("*.pt"))
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist"])
+def test_small_cnn_converts_on_the_mnist_family(mirror, tmp_path, dataset):
+    params = write_params(tmp_path / "params.yaml", **{**TINY_CONVERSION, "train_ann.architecture": "cnn3",
+                                                       "train_ann.dataset": dataset, "train_ann.width": 0.25})
+    result = run_conversion(tmp_path, params, dataset)
+    assert {k: result["metrics"][k] for k in ("pipeline", "dataset", "architecture")} == {
+        "pipeline": "conversion", "dataset": dataset, "architecture": "cnn3"}
+    assert len(result["thresholds"]) == 2 and len(result["layers"]) == 2  # two conv activations, no hidden linear
+    assert result["metrics"]["test_samples"] == (20 if dataset == "mnist" else 10)
+    assert [result["metrics"][f"snn_accuracy_T{T}"] for T in (1, 2, 4)] == [result["curve"]["accuracy"][T - 1] for T in (1, 2, 4)]
 
 
 def test_qcfs_clip_epochs_must_leave_quantised_epochs(tmp_path):
@@ -178,10 +211,10 @@ def test_training_clips_first_then_quantises(monkeypatch):
     seen = []
     real = ann_training.set_quantize
     monkeypatch.setattr(ann_training, "set_quantize", lambda m, q: (seen.append(q), real(m, q)))
-    cfg = {"epochs": 3, "qcfs_clip_epochs": 2, "batch_size": 8, "lr": 0.01, "weight_decay": 0.0,
+    cfg = {"dataset": "cifar10", "epochs": 3, "qcfs_clip_epochs": 2, "batch_size": 8, "lr": 0.01, "weight_decay": 0.0,
            "label_smoothing": 0.0, "augment_shift": 4, "precision": "fp32", "compile": False}
     model = random_vgg("qcfs")
-    ann_training.train_ann(model, data, cfg, g, torch.device("cpu"), progress=False)
+    ann_training.train_ann(model, data, cfg, g, ONE_PROCESS, progress=False)
     assert seen == [False, False, True]
     assert all(m.quantize for m in model.modules() if isinstance(m, QCFS))
 
@@ -200,18 +233,18 @@ def test_precision_picks_bf16_autocast_and_keeps_float32_weights():
     data = random_cifar(g)
     model = random_vgg("qcfs")
     before = copy.deepcopy(model.state_dict())
-    cfg = {"epochs": 1, "qcfs_clip_epochs": 0, "batch_size": 8, "lr": 0.01, "weight_decay": 0.0,
+    cfg = {"dataset": "cifar10", "epochs": 1, "qcfs_clip_epochs": 0, "batch_size": 8, "lr": 0.01, "weight_decay": 0.0,
            "label_smoothing": 0.0, "augment_shift": 4, "precision": "bf16", "compile": False}
-    history = ann_training.train_ann(model, data, cfg, g, cpu, progress=False)
+    history = ann_training.train_ann(model, data, cfg, g, ONE_PROCESS, progress=False)
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert not torch.equal(before["features.0.weight"], model.state_dict()["features.0.weight"])
     assert torch.isfinite(torch.tensor(history[0]["train_loss"]))
 
 
-def run_conversion(tmp_path, params) -> dict:
+def run_conversion(tmp_path, params, dataset: str = "cifar10") -> dict:
     out = tmp_path / "out"
     download.main(["--params", str(params), "--out-dir", str(out), "--cache", str(tmp_path / "cache")])
-    data, ann, th, snn = out / "cifar10.pt", out / "ann.pt", out / "thresholds.csv", out / "snn.pt"
+    data, ann, th, snn = out / f"{dataset}.pt", out / "ann.pt", out / "thresholds.csv", out / "snn.pt"
     p = ["--params", str(params)]
     train_ann.main(p + ["--data", str(data), "--model", str(ann), "--curve", str(out / "ann.csv"),
                         "--metrics", str(out / "ann.json")])

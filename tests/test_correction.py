@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from conftest import TINY_CONVERSION, write_params
-from deepsnn.conversion.ann.vgg import QCFS, VGG
+from deepsnn.conversion.ann.networks import QCFS, VGG
 from deepsnn.conversion.calibration import activation_layers, calibrate_thresholds
 from deepsnn.conversion.chain_simulator import ChainSimulator
 from deepsnn.conversion.correction import ann_channel_means, correct_initial_potentials, rate_gaps

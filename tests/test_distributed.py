@@ -1,5 +1,5 @@
-"""Data-parallel training (torchrun, gloo on CPU): two processes follow one process's trajectory,
-and a rank that fails stops the others and leaves no output."""
+"""Data-parallel training (torchrun, gloo on CPU) of both training stages: two processes follow
+one process's trajectory, and a rank that fails stops the others and leaves no output."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, TINY_SPATIAL, write_params
+from conftest import REPO, TINY_CONVERSION, TINY_SPATIAL, write_params
 from deepsnn.core.data import load_prepared
 from deepsnn.core.params import load_params
 from deepsnn.core.training import seed_everything
@@ -76,3 +76,30 @@ def test_global_batch_smaller_than_the_processes_fails_before_training(mirror, t
     assert done.returncode != 0
     assert "train_spatial.batch_size: 1 is the global batch" in done.stderr
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_two_gloo_processes_train_the_ann_of_one(mirror, tmp_path):
+    # 20 CIFAR images, global batch 4 (slices of 2): 2 epochs of 5 steps; BatchNorm statistics over
+    # the global batch. ReLU: QCFS's rounding turns float-order differences (1e-7 here) into
+    # whole quantisation steps now and then (1e-4 in the weights after 10 steps), which says
+    # nothing about the data-parallel machinery
+    params = write_params(tmp_path / "params.yaml", **{
+        **TINY_CONVERSION, "train_ann.epochs": 2, "train_ann.qcfs_clip_epochs": 1, "train_ann.activation": "relu",
+        "train_ann.batch_size": 4, "train_ann.precision": "fp32"})
+    download.main(["--params", str(params), "--out-dir", str(tmp_path / "data"), "--cache", str(tmp_path / "cache")])
+    data = tmp_path / "data" / "cifar10.pt"
+    script = REPO / "stages" / "train_ann.py"
+    runs = {}
+    for name, launcher in (("one", [sys.executable]), ("two", TORCHRUN)):
+        (tmp_path / name).mkdir()
+        done = subprocess.run([*launcher, str(script), "--params", str(params), "--data", str(data),
+                               "--model", str(tmp_path / name / "ann.pt"), "--curve", str(tmp_path / name / "c.csv"),
+                               "--metrics", str(tmp_path / name / "m.json")],
+                              cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        runs[name] = torch.load(tmp_path / name / "ann.pt")["state_dict"]
+    for name, tensor in runs["one"].items():
+        assert torch.allclose(tensor.float(), runs["two"][name].float(), rtol=1e-4, atol=1e-5), name
+    assert int(runs["two"]["features.1.num_batches_tracked"]) == 10
+    metrics = json.loads((tmp_path / "two" / "m.json").read_text())
+    assert metrics["processes"] == 2

@@ -13,7 +13,7 @@ from deepsnn.core.energy import (ENERGY_AC_PJ, ENERGY_MAC_PJ, SpikeCounter, Spik
                             fan_out)
 from deepsnn.core.neurons import NeuronConfig, step
 from deepsnn.conversion.chain_simulator import ChainSimulator
-from deepsnn.conversion.ann.vgg import VGG
+from deepsnn.conversion.ann.networks import VGG
 
 
 def synops_of_one_step(downstream: list[nn.Module], spikes: torch.Tensor) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+import yaml
 
 from conftest import committed_params, write_params
 from deepsnn.conversion.params import CONVERSION
@@ -89,3 +90,17 @@ def test_jitter_must_leave_T_positive(tmp_path):
     params = write_params(tmp_path / "params.yaml", **{"train_spatial.T_train": 4, "train_spatial.T_train_jitter": 4})
     with pytest.raises(ParamsError, match=r"train_spatial.T_train_jitter: 4 must be smaller than train_spatial.T_train"):
         load_params(params, DIRECT)
+
+
+def test_a_later_params_file_replaces_whole_top_level_keys(tmp_path):
+    """`--params A B`: B's top-level keys replace A's (whole sections), so an experiment file can
+    hold just the sections it changes and share everything else, T_eval included."""
+    root = write_params(tmp_path / "params.yaml", T_eval=40)
+    sections = yaml.safe_load(root.read_text())
+    over = tmp_path / "over.yaml"
+    over.write_text(yaml.safe_dump({"train_spatial": {**sections["train_spatial"], "dataset": "fashion_mnist"}}))
+    merged = load_params([root, over], CONVERSION, DIRECT)
+    assert merged["T_eval"] == 40 and merged["train_spatial"]["dataset"] == "fashion_mnist"
+    assert merged["train_ann"] == sections["train_ann"]
+    with pytest.raises(ParamsError, match="seed: missing key"):  # B alone is not a whole params file
+        load_params(over, CONVERSION, DIRECT)

@@ -92,7 +92,7 @@ def test_the_import_walk_finds_transitive_modules():
     files = files_run_by(REPO / "stages/eval_sweep.py")
     # eval_sweep -> conversion.snn -> conversion.ann.vgg -> core.checkpoint -> core.io
     assert {"src/deepsnn/__init__.py", "src/deepsnn/conversion/ann/__init__.py", "src/deepsnn/core/io.py",
-            "src/deepsnn/conversion/ann/vgg.py", "src/deepsnn/evaluation/stored.py"} <= files
+            "src/deepsnn/conversion/ann/networks.py", "src/deepsnn/evaluation/stored.py"} <= files
     assert not any(f.startswith("src/deepsnn/direct/") for f in files)
 
 
@@ -118,5 +118,5 @@ def test_one_pipeline_never_depends_on_the_other():
     # and training never re-runs for a change to evaluation code or to calibration and conversion
     for name in ("train_ann", "train_spatial"):
         assert not any(dep.startswith("src/deepsnn/evaluation") for dep in STAGES[name]["deps"]), name
-    assert covered("src/deepsnn/conversion/ann/vgg.py", STAGES["train_ann"]["deps"])
+    assert covered("src/deepsnn/conversion/ann/networks.py", STAGES["train_ann"]["deps"])
     assert not covered("src/deepsnn/conversion/snn.py", STAGES["train_ann"]["deps"])

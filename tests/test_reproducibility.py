@@ -11,7 +11,7 @@ import torch
 import torchvision
 
 from conftest import REPO, TINY_CONVERSION, TINY_SPATIAL, eval_args, write_params
-from deepsnn.conversion.ann.vgg import load_trained_vgg
+from deepsnn.conversion.ann.networks import load_trained_ann
 from deepsnn.conversion.params import CONVERSION
 from deepsnn.core import cli
 from deepsnn.core.checkpoint import CheckpointError
@@ -26,7 +26,6 @@ from stages import download, eval_spatial, train_spatial
 def test_source_deps_are_the_stage_code_dvc_tracks():
     deps = [p.relative_to(REPO).as_posix() for p in source_deps("eval_spatial", REPO / "dvc.yaml")]
     assert deps == ["stages/eval_spatial.py", "src/deepsnn/__init__.py", "src/deepsnn/core", "src/deepsnn/direct",
-                    "src/deepsnn/distributed.py",
                     "src/deepsnn/evaluation"]  # not the data and model files: they come as arguments
 
 
@@ -133,7 +132,7 @@ def test_an_ann_checkpoint_whose_weights_do_not_fit_is_named(tmp_path):
     params = load_params(write_params(tmp_path / "p.yaml", **TINY_CONVERSION), CONVERSION)
     torch.save({"state_dict": {"features.0.weight": torch.zeros(1)}, "params": params}, path)
     with pytest.raises(CheckpointError, match=r"ann.pt: its weights do not fit .* `dvc repro train_ann`"):
-        load_trained_vgg(path)
+        load_trained_ann(path)
 
 
 def test_a_mirror_folder_that_does_not_exist_is_named(mirror, tmp_path, monkeypatch):

@@ -125,17 +125,17 @@ def test_bad_T_and_method_fail_fast():
         NeuronConfig(kind="hh")
 
 
-def run_pipeline(tmp_path, params) -> dict:
+def run_pipeline(tmp_path, params, dataset: str = "mnist") -> dict:
     """download -> train_spatial -> eval_spatial on the tiny mirror; returns the outputs."""
     out = tmp_path / "out"
     download.main(["--params", str(params), "--out-dir", str(out), "--cache", str(tmp_path / "cache")])
-    common = ["--params", str(params), "--data", str(out / "mnist.pt"), "--model", str(out / "spatial.pt")]
+    common = ["--params", str(params), "--data", str(out / f"{dataset}.pt"), "--model", str(out / "spatial.pt")]
     train_spatial.main(common + ["--curve", str(out / "train.csv"), "--metrics", str(out / "train.json")])
     eval_spatial.main(common + eval_args(out))
     return {"train": json.loads((out / "train.json").read_text()), "eval": json.loads((out / "eval.json").read_text()),
             "curve": pd.read_csv(out / "eval.csv"), "state": torch.load(out / "spatial.pt")["state_dict"],
             "png": (out / "eval.png").read_bytes()[:8],
-            "md5": {path.name: md5(path) for path in (out / "mnist.pt", out / "spatial.pt", out / "eval.csv",
+            "md5": {path.name: md5(path) for path in (out / f"{dataset}.pt", out / "spatial.pt", out / "eval.csv",
                                                       out / "eval_layers.csv", out / "eval.png", out / "eval_energy.png")}}
 
 
@@ -166,14 +166,31 @@ def test_eval_horizon_extends_to_T_eval(mirror, tmp_path):
     assert len(result["curve"]) == 9 and result["eval"]["T_eval"] == 9
 
 
-def test_deep_network_runs_through_both_stages(mirror, tmp_path):
-    params = write_params(tmp_path / "params.yaml", **{**TINY_SPATIAL, "train_spatial.architecture": "vgg7"})
-    result = run_pipeline(tmp_path / "a", params)
+@pytest.mark.parametrize("dataset", ["cifar10", "mnist", "fashion_mnist"])
+def test_deep_network_runs_through_both_stages(mirror, tmp_path, dataset):
+    params = write_params(tmp_path / "params.yaml", **{**TINY_SPATIAL, "train_spatial.architecture": "vgg7",
+                                                       "train_spatial.dataset": dataset})
+    result = run_pipeline(tmp_path / "a", params, dataset)
     assert [k for k in result["state"] if k.endswith(".weight") and k.startswith("convs.")] == [
         f"convs.{i}.weight" for i in range(7)]
+    assert result["state"]["convs.0.weight"].shape[1] == (3 if dataset == "cifar10" else 1)
     layers = pd.read_csv(tmp_path / "a" / "out" / "eval_layers.csv")
     assert list(layers["layer"]) == [f"sn{i}" for i in range(1, 9)]
-    assert result["eval"]["test_samples"] == 20 and 0 <= result["eval"]["accuracy"] <= 100
+    assert result["eval"]["test_samples"] == {"cifar10": 6, "mnist": 20, "fashion_mnist": 10}[dataset]
+    assert {k: result["eval"][k] for k in ("pipeline", "dataset", "architecture")} == {
+        "pipeline": "direct", "dataset": dataset, "architecture": "vgg7"}
+    assert result["eval"]["accuracy_T2"] == result["curve"]["accuracy"][1]
+
+
+def test_the_small_network_refuses_cifar10_before_any_work(mirror, tmp_path):
+    from deepsnn.core import cli
+    params = write_params(tmp_path / "params.yaml", **{**TINY_SPATIAL, "train_spatial.dataset": "cifar10"})
+    argv = ["--params", str(params), "--data", str(tmp_path / "missing.pt"), "--model", str(tmp_path / "s.pt"),
+            "--curve", str(tmp_path / "c.csv"), "--metrics", str(tmp_path / "m.json")]
+    with pytest.raises(SystemExit, match=r"train_spatial.architecture: cnn3 is a network for 28x28 images and "
+                                         r"train_spatial.dataset cifar10 has 32x32; .*\(for cifar10: vgg7\)"):
+        cli.run(lambda: train_spatial.main(argv))
+    assert list(tmp_path.glob("*.pt")) == []
 
 
 def test_other_mnist_family_sets_work_unchanged(mirror, tmp_path):

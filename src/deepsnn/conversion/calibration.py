@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from deepsnn.conversion.ann.vgg import QCFS
+from deepsnn.conversion.ann.networks import QCFS
 from deepsnn.core.errors import ConversionError
 from deepsnn.core.io import atomic_path
 

@@ -13,9 +13,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from deepsnn.core.io import atomic_path  # noqa: E402
-from deepsnn.evaluation.tables import accuracy_curve  # noqa: E402
-
-LOW_T = (1, 2, 4, 8)  # the timesteps reported as metrics (accuracy_T1, ...)
+from deepsnn.evaluation.tables import LOW_T, accuracy_curve  # noqa: E402
 
 
 def correction_table(snn: torch.Tensor, uncorrected: torch.Tensor | None, labels: torch.Tensor,

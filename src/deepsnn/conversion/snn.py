@@ -18,7 +18,7 @@ from spikingjelly.activation_based.ann2snn.modules import VoltageHook
 from torch import fx, nn
 
 from deepsnn.conversion.calibration import LayerThreshold
-from deepsnn.conversion.ann.vgg import QCFS, check_convertible
+from deepsnn.conversion.ann.networks import QCFS, check_convertible
 from deepsnn.core.checkpoint import load_checkpoint, load_weights
 from deepsnn.core.errors import ConversionError
 from deepsnn.core.io import atomic_save

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Callable
 
@@ -14,3 +15,9 @@ def run(main: Callable[[], None]) -> None:
         main()
     except UserError as err:
         sys.exit(f"error: {err}")
+
+
+def add_params_argument(parser: argparse.ArgumentParser) -> None:
+    """--params FILE [FILE ...]: a later file's top-level keys replace an earlier one's."""
+    parser.add_argument("--params", nargs="+", default=["params.yaml"],
+                        help="params files, merged: a later file's top-level keys replace an earlier one's")

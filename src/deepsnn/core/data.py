@@ -38,6 +38,9 @@ class IdxFamily:
     folder: str
     classes: tuple[str, ...]
     torchvision_name: str
+    mean: tuple[float, ...]  # per-channel pixel mean and std of the training set, in [0, 1]
+    std: tuple[float, ...]
+    flips: bool = False  # whether a mirrored image keeps its class (training augmentation)
 
 
 @dataclass(frozen=True)
@@ -47,22 +50,26 @@ class CifarFamily:
     folder: str
     classes: tuple[str, ...]
     torchvision_name: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    flips: bool = True
 
 
 DIGITS = tuple(str(d) for d in range(10))
+IMAGE_SHAPES = {"mnist": (1, 28), "fashion_mnist": (1, 28), "cifar10": (3, 32)}  # (channels, height = width)
 DATASETS: dict[str, IdxFamily | CifarFamily] = {
-    "mnist": IdxFamily("MNIST", DIGITS, "MNIST"),
+    "mnist": IdxFamily("MNIST", DIGITS, "MNIST", mean=(0.1307,), std=(0.3081,)),
     "fashion_mnist": IdxFamily(
         "FashionMNIST",
         ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
-        "FashionMNIST",
+        "FashionMNIST", mean=(0.2860,), std=(0.3530,),
     ),
     "cifar10": CifarFamily(
         "cifar-10-batches-py",
         ("airplane", "automobile", "bird", "cat", "deer",
          "dog", "frog", "horse", "ship", "truck"),
-        "CIFAR10",
+        "CIFAR10", mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616),
     ),
 }
 

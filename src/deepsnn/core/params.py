@@ -172,9 +172,24 @@ def read_yaml(path: str | Path) -> Any:
         raise ParamsError(f"{path}: not valid YAML: {err}") from None
 
 
-def load_params(path: str | Path, *pipelines: Pipeline) -> dict[str, Any]:
-    """Read params.yaml and validate its top-level keys and the sections of `pipelines`."""
-    return validate_params(read_yaml(Path(path)), *pipelines)
+def read_params(paths: str | Path | list) -> Any:
+    """One params file, or several merged: a later file's top-level keys (whole sections)
+    replace an earlier one's. The comparison experiments (comparison/params.yaml) are read over
+    params.yaml this way, so they share its T_eval."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    merged: dict[str, Any] = {}
+    for path in paths:
+        raw = read_yaml(Path(path))
+        if not isinstance(raw, dict):
+            raise ParamsError(f"{path}: expected a mapping of keys, got {raw!r}")
+        merged.update(raw)
+    return merged
+
+
+def load_params(paths: str | Path | list, *pipelines: Pipeline) -> dict[str, Any]:
+    """Read params.yaml (or several, see read_params) and validate its top-level keys and the
+    sections of `pipelines`."""
+    return validate_params(read_params(paths), *pipelines)
 
 
 def select(params: dict[str, Any], keys: list[str]) -> dict[str, Any]:

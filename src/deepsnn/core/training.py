@@ -6,6 +6,7 @@ sliced, augmented and normalised there, with no DataLoader workers.
 
 from __future__ import annotations
 
+import resource
 from typing import Iterator
 
 import torch
@@ -14,6 +15,14 @@ import torch
 
 def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def peak_memory_mib(device: torch.device) -> float:
+    """This process's peak memory so far, MiB: the CUDA allocator's peak on a GPU; on CPU the peak
+    resident set (everything the process held: libraries, data set, model, activations)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -41,6 +50,20 @@ def random_translate(images: torch.Tensor, pad: int, generator: torch.Generator)
     cols = (dx[:, None] + torch.arange(w, device=images.device))[:, None, None, :]
     return padded[torch.arange(b, device=images.device)[:, None, None, None],
                   torch.arange(c, device=images.device)[None, :, None, None], rows, cols]
+
+
+def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Mirror each image left-right with probability 1/2."""
+    flip = (torch.rand(len(images), generator=generator) < 0.5).to(images.device)
+    return torch.where(flip.view(-1, 1, 1, 1), images.flip(3), images)
+
+
+def augment(images: torch.Tensor, shift: int, flips: bool, generator: torch.Generator) -> torch.Tensor:
+    """A training batch's augmentation: random shifts by up to `shift` pixels (zero fill: random
+    crops of the padded image), then left-right mirroring where the data set allows it (its
+    `flips`). No random draws for what is switched off, so a run without flips is unchanged."""
+    images = random_translate(images, pad=shift, generator=generator)
+    return random_flip(images, generator) if flips else images
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from deepsnn.core.data import DATASETS, IMAGE_SHAPES
 from deepsnn.core.params import (INITIAL_POTENTIALS, RESETS, Choice, Float, Int, ParamsError, Pipeline, choice,
                                  choice_int)
 from deepsnn.direct.spatial import ARCHITECTURES
 
-MNIST_FAMILY = ("mnist", "fashion_mnist")  # 1x28x28 grey images, 10 classes
 NEURONS = ("if", "lif")
 SURROGATES = ("atan", "sigmoid", "piecewise_quadratic")
 
 
 def check_relations(params: dict[str, Any]) -> None:
     spatial = params["train_spatial"]
+    size = IMAGE_SHAPES[spatial["dataset"]][1]
+    if spatial["architecture"] == "cnn3" and size != 28:
+        raise ParamsError(f"train_spatial.architecture: cnn3 is a network for 28x28 images and "
+                          f"train_spatial.dataset {spatial['dataset']} has {size}x{size}; allowed data sets for it: "
+                          f"mnist, fashion_mnist (for {spatial['dataset']}: vgg7)")
     if spatial["T_train_jitter"] >= spatial["T_train"]:
         raise ParamsError(f"train_spatial.T_train_jitter: {spatial['T_train_jitter']} must be smaller than "
                           f"train_spatial.T_train ({spatial['T_train']}); allowed: 0 .. {spatial['T_train'] - 1}")
@@ -22,7 +27,7 @@ def check_relations(params: dict[str, Any]) -> None:
 
 DIRECT = Pipeline("direct", {
     "train_spatial": {
-        "dataset": Choice(MNIST_FAMILY),
+        "dataset": Choice(tuple(DATASETS)),
         "architecture": Choice(ARCHITECTURES),  # cnn3: the write-up's 3-layer network | vgg7: 7 conv layers
         "method": choice("spatial", "bptt"),  # spatial: gradients through spike counts, not time
         "neuron": Choice(NEURONS),

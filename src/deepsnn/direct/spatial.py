@@ -29,7 +29,7 @@ from torch import nn
 from deepsnn.core.checkpoint import load_checkpoint, load_weights
 from deepsnn.core.energy import SpikeCounter, SpikingLayer
 from deepsnn.core.neurons import NeuronConfig, step
-from deepsnn.distributed import channel_var_mean
+from deepsnn.core.distributed import channel_var_mean
 
 if TYPE_CHECKING:
     from deepsnn.core.data import ImageDataset

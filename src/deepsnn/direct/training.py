@@ -9,10 +9,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from deepsnn.core.data import ImageDataset
-from deepsnn.core.training import batch_indices, random_translate, to_float
+from deepsnn.core.data import DATASETS, ImageDataset
+from deepsnn.core.training import augment, batch_indices, to_float
 from deepsnn.direct.spatial import SpikingConvNet, spike_count_loss
-from deepsnn import distributed
+from deepsnn.core import distributed
 
 
 def training_timesteps(T_train: int, jitter: int, generator: torch.Generator) -> int:
@@ -31,7 +31,7 @@ def train_spatial(model: SpikingConvNet, data: ImageDataset, cfg: dict[str, Any]
     and augmentation. Returns one row per epoch; its test accuracy (at T_train) uses the first
     `eval_images` test images, to keep the curve cheap (eval_spatial measures the full set).
 
-    `processes` (from `deepsnn.distributed.start`): every rank draws the global batch, its
+    `processes` (from `deepsnn.core.distributed.start`): every rank draws the global batch, its
     augmentation and T, and trains on its slice of the batch (one process: the whole batch);
     the returned rows count every rank's images."""
     device = processes.device
@@ -39,6 +39,7 @@ def train_spatial(model: SpikingConvNet, data: ImageDataset, cfg: dict[str, Any]
     trained = processes.wrap(model)
     train_x, train_y = data.train_images.to(device), data.train_labels.to(device)
     steps_per_epoch = -(-len(train_y) // cfg["batch_size"])
+    flips = DATASETS[cfg["dataset"]].flips  # CIFAR-10: mirrored images keep their class; digits do not
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg["lr"], pct_start=0.15,
                                                    total_steps=cfg["epochs"] * steps_per_epoch)
@@ -51,7 +52,7 @@ def train_spatial(model: SpikingConvNet, data: ImageDataset, cfg: dict[str, Any]
                    desc=f"train_spatial epoch {epoch}/{cfg['epochs']}", leave=False,
                    disable=not (progress and processes.is_writer))
         for idx in bar:
-            x = random_translate(to_float(train_x[idx]), pad=cfg["augment_shift"], generator=generator)
+            x = augment(to_float(train_x[idx]), cfg["augment_shift"], flips, generator)
             T = training_timesteps(cfg["T_train"], cfg["T_train_jitter"], generator)
             x, y = processes.shard(x), processes.shard(train_y[idx])
             counts = trained(x, T, method=cfg["method"])

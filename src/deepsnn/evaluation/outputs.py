@@ -1,6 +1,6 @@
 """What an evaluation stage writes: per-T and per-layer CSVs, two PNGs and flat metrics JSON.
 
-Metric keys do not depend on T, so `dvc metrics diff` lines up across revisions.
+Metric keys do not depend on T_eval, so `dvc metrics diff` lines up across revisions.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 from deepsnn.core.io import write_json
 from deepsnn.evaluation.plots import plot_accuracy_vs_T, plot_spikes_and_energy
 from deepsnn.evaluation.stored import Simulation
-from deepsnn.evaluation.tables import curve_table, write_csv
+from deepsnn.evaluation.tables import LOW_T, curve_table, write_csv
 
 HELP = {
     "simulation": "stored simulation (per-sample predictions at every t): reused while still valid",
@@ -60,6 +60,7 @@ class Evaluation:
     title: str  # for the figures
     accuracy_key: str  # metric name of the SNN accuracy at T_eval
     started: float  # time.perf_counter() when the stage started
+    experiment: dict[str, str]  # pipeline (conversion | direct), dataset, architecture: first in the JSON
     metrics: dict = field(default_factory=dict)  # the stage's own metrics, first in the JSON
     reference: tuple[str, float] | None = None  # (name, accuracy) of a line to draw, e.g. the ANN
 
@@ -78,9 +79,12 @@ def write_evaluation(result: Evaluation, paths: EvaluationPaths) -> float:
     ann_point = (energy["ann_energy_uj_per_sample"], result.reference[1]) if result.reference else None
     plot_spikes_and_energy(table, layers, paths.energy_plot, result.title, T_eval, ann=ann_point)
     write_json({
+        **result.experiment,
         **result.metrics,
         result.accuracy_key: round(float(at_T_eval["accuracy"]), 4),
         "T_eval": T_eval,
+        **{f"{result.accuracy_key}_T{T}": round(float(table.iloc[T - 1]["accuracy"]), 4)
+           for T in LOW_T if T <= len(table)},
         "latency_s_per_sample": float(f"{result.latency:.4g}"),
         "latency_batch_size": min(sim.batch_size, sim.num_samples),
         "device": sim.device,

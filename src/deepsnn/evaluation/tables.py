@@ -10,6 +10,8 @@ import torch
 from deepsnn.core.io import atomic_path
 from deepsnn.evaluation.stored import Simulation
 
+LOW_T = (1, 2, 4, 8)  # the timesteps every evaluation also reports as flat metrics (accuracy_T1, ...)
+
 
 def accuracy_curve(predictions: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """[T, N] predictions -> [T] accuracy in percent."""

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from deepsnn.core.params import Bool, Float, Int, ParamsError, Pipeline, choice
+from deepsnn.conversion.ann.networks import ARCHITECTURES
+from deepsnn.core.data import DATASETS, IMAGE_SHAPES
+from deepsnn.core.params import Bool, Choice, Float, Int, ParamsError, Pipeline, choice
 
 
 def check_relations(params: dict[str, Any]) -> None:
     ann = params["train_ann"]
+    size = ARCHITECTURES[ann["architecture"]].image_size
+    fitting = [name for name, (_, s) in IMAGE_SHAPES.items() if s == size]
+    if IMAGE_SHAPES[ann["dataset"]][1] != size:
+        raise ParamsError(f"train_ann.architecture: {ann['architecture']} is a network for {size}x{size} images "
+                          f"and train_ann.dataset {ann['dataset']} has {IMAGE_SHAPES[ann['dataset']][1]}x"
+                          f"{IMAGE_SHAPES[ann['dataset']][1]}; allowed data sets for it: {', '.join(fitting)}")
     if ann["activation"] == "qcfs" and ann["qcfs_clip_epochs"] >= ann["epochs"]:
         raise ParamsError(f"train_ann.qcfs_clip_epochs: {ann['qcfs_clip_epochs']} must be smaller than "
                           f"train_ann.epochs ({ann['epochs']}), so that the last epochs train the quantised "
@@ -16,11 +24,12 @@ def check_relations(params: dict[str, Any]) -> None:
 
 
 TRAIN_ANN = Pipeline("train_ann", {"train_ann": {
-        "dataset": choice("cifar10"),
+        "dataset": Choice(tuple(DATASETS)),
+        "architecture": Choice(tuple(ARCHITECTURES)),  # vgg16 (32x32 images) | cnn3 (28x28: the direct pipeline's shape)
         "activation": choice("qcfs", "relu"),  # qcfs: trainable clip-floor-shift, near-lossless at low T
         "qcfs_levels": Int(min=1),  # L, quantisation levels of qcfs (ignored for relu)
         "qcfs_clip_epochs": Int(min=0),  # first epochs of qcfs train the clip without the floor-shift
-        "width": Float(min=0.0, min_open=True),  # multiplies every layer width; 1.0 = VGG-16
+        "width": Float(min=0.0, min_open=True),  # multiplies every layer width; 1.0 = VGG-16 / cnn3 at 32, 64
         "epochs": Int(min=1),
         "batch_size": Int(min=1),
         "lr": Float(min=0.0, min_open=True),  # peak learning rate (SGD Nesterov, one-cycle)

@@ -7,33 +7,28 @@ flips, random shifts, label smoothing, SGD Nesterov with a one-cycle schedule an
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from deepsnn.core.data import ImageDataset
-from deepsnn.core.training import batch_indices, random_translate, to_float
-from deepsnn.conversion.ann.vgg import set_quantize
+from deepsnn.core.data import DATASETS, ImageDataset
+from deepsnn.core import distributed
+from deepsnn.core.training import augment, batch_indices, to_float
+from deepsnn.conversion.ann.networks import set_quantize
 
 
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+def normalizer(dataset: str):
+    """uint8 NCHW -> float normalised with the data set's pixel statistics, channels_last
+    (faster convs on CPU). The ANN and its SNN see the same inputs."""
+    mean, std = DATASETS[dataset].mean, DATASETS[dataset].std
 
-
-def normalizer(mean: tuple[float, ...], std: tuple[float, ...]):
-    """uint8 NCHW -> normalised float, channels_last (faster convs on CPU)."""
     def prepare(images: torch.Tensor) -> torch.Tensor:
         m = torch.tensor(mean, device=images.device).view(1, -1, 1, 1)
         s = torch.tensor(std, device=images.device).view(1, -1, 1, 1)
         return ((to_float(images) - m) / s).contiguous(memory_format=torch.channels_last)
     return prepare
-
-
-def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    flip = (torch.rand(len(images), generator=generator) < 0.5).to(images.device)
-    return torch.where(flip.view(-1, 1, 1, 1), images.flip(3), images)
 
 
 def has_native_bf16(device: torch.device) -> bool:
@@ -60,19 +55,27 @@ def optimizer_and_loss(model: nn.Module, cfg: dict[str, Any]) -> tuple[torch.opt
 
 
 def train_ann(model: nn.Module, data: ImageDataset, cfg: dict[str, Any], generator: torch.Generator,
-              device: torch.device, progress: bool = True, eval_images: int = 2000) -> list[dict[str, float]]:
+              processes: distributed.Processes, progress: bool = True,
+              eval_images: int = 2000) -> list[dict[str, float]]:
     """Train a CIFAR ANN with cfg = params.yaml's train_ann section; `generator` drives shuffling
     and augmentation. Returns one row per epoch; the per-epoch test accuracy uses the first
-    `eval_images` test images (the full set is evaluated once, at the end, by the caller)."""
+    `eval_images` test images (the full set is evaluated once, at the end, by the caller).
+
+    `processes` (from `deepsnn.core.distributed.start`): every rank draws the global batch and
+    its augmentation and trains on its slice (one process: the whole batch); the returned rows
+    count every rank's images."""
+    device = processes.device
     model.to(device).to(memory_format=torch.channels_last)
-    prepare = normalizer(CIFAR10_MEAN, CIFAR10_STD)
+    trained = processes.wrap(model)
+    prepare = normalizer(cfg["dataset"])
+    flips = DATASETS[cfg["dataset"]].flips
     train_x, train_y = data.train_images.to(device), data.train_labels.to(device)
     # The last partial batch of each epoch is dropped: fixed shapes, so torch.compile compiles once.
     steps_per_epoch = max(1, len(train_y) // cfg["batch_size"])
     # Compiling fuses BatchNorm and the activation's elementwise work into the convs' neighbours:
     # VGG-16 + QCFS trained at 116.8 img/s instead of 88.0 in fp32 on this 2-core CPU. `model` shares the
     # weights and stays eager for evaluation.
-    forward = torch.compile(model) if cfg["compile"] else model
+    forward = torch.compile(trained) if cfg["compile"] else trained
     optimizer, criterion = optimizer_and_loss(model, cfg)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg["lr"], pct_start=0.25,
                                                    anneal_strategy="linear",
@@ -88,37 +91,40 @@ def train_ann(model: nn.Module, data: ImageDataset, cfg: dict[str, Any], generat
         loss_sum = correct = seen = 0.0
         batches = zip(range(steps_per_epoch), batch_indices(len(train_y), cfg["batch_size"], generator))
         bar = tqdm(batches, total=steps_per_epoch, desc=f"train_ann epoch {epoch}/{cfg['epochs']}",
-                   disable=not progress, leave=False)
+                   disable=not (progress and processes.is_writer), leave=False)
         for _, idx in bar:
-            x = random_flip(random_translate(train_x[idx], pad=cfg["augment_shift"], generator=generator), generator)
+            x = augment(train_x[idx], cfg["augment_shift"], flips, generator)
+            x, y = processes.shard(x), processes.shard(train_y[idx])
             with autocast(device, cfg["precision"]):
                 logits = forward(prepare(x))
-                loss = criterion(logits.float(), train_y[idx])
+                loss = criterion(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            # DDP averages the ranks' gradients: weighted by slice, the global batch's mean (x1.0 if equal)
+            (loss * (processes.world_size * len(y) / len(idx))).backward()
             optimizer.step()
             schedule.step()
-            loss_sum += loss.item() * len(idx)
-            correct += (logits.argmax(1) == train_y[idx]).sum().item()
-            seen += len(idx)
+            loss_sum += loss.item() * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.2f}")
         train_time = time.perf_counter() - start
-        test_acc = ann_accuracy(model, data.test_images[:eval_images], data.test_labels[:eval_images], device)
+        loss_sum, correct, seen = processes.sum([loss_sum, correct, seen])
+        test_acc = ann_accuracy(model, data.test_images[:eval_images], data.test_labels[:eval_images], prepare,
+                                device)
         row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": 100 * correct / seen,
                "test_accuracy": test_acc, "epoch_time_s": train_time}
         history.append(row)
-        if progress:
+        if progress and processes.is_writer:
             print(f"epoch {epoch}: loss {row['train_loss']:.4f}, train {row['train_accuracy']:.2f}%, "
                   f"test {test_acc:.2f}% (first {eval_images} images) ({train_time:.0f} s)", flush=True)
     return history
 
 
 @torch.no_grad()
-def ann_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
-                 batch_size: int = 500) -> float:
-    """Test accuracy (percent) of a CIFAR ANN, float32."""
+def ann_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, prepare: Callable,
+                 device: torch.device, batch_size: int = 500) -> float:
+    """Test accuracy (percent) of an ANN, float32; `prepare` (from `normalizer`) makes its inputs."""
     model.eval()
-    prepare = normalizer(CIFAR10_MEAN, CIFAR10_STD)
     correct = 0
     for idx in batch_indices(len(labels), batch_size):
         correct += (model(prepare(images[idx].to(device))).argmax(1) == labels[idx].to(device)).sum().item()

@@ -8,7 +8,9 @@ the params that define an experiment (global batch size, lr, seed) mean the same
 N processes follow one process's trajectory up to float rounding. Only rank 0 writes outputs.
 
 BatchNorm sees global batch statistics (SyncBatchNorm's semantics): `channel_var_mean` sums
-over every rank's slice, so the normalisation does not depend on N either.
+over every rank's slice, so the normalisation does not depend on N either. nn.BatchNorm2d layers
+become `GlobalBatchNorm2d` under several processes (PyTorch's SyncBatchNorm runs on GPUs only;
+this one also runs with gloo on CPU, which is how the tests check it).
 """
 
 from __future__ import annotations
@@ -42,9 +44,11 @@ class Processes:
 
     def wrap(self, model: nn.Module) -> nn.Module:
         """`model` for training: DistributedDataParallel under several processes, else itself.
-        Buffers are not broadcast: BatchNorm running statistics agree already (global stats)."""
+        Its nn.BatchNorm2d layers are made global first (in place: `model` keeps its weights and
+        state_dict keys). Buffers are not broadcast: running statistics agree already."""
         if self.world_size == 1:
             return model
+        use_global_batch_norm(model)
         ids = [self.device.index] if self.device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
 
@@ -55,6 +59,29 @@ class Processes:
         total = torch.tensor(values, dtype=torch.float64, device=self.device)
         dist.all_reduce(total)
         return total.tolist()
+
+
+class GlobalBatchNorm2d(nn.BatchNorm2d):
+    """nn.BatchNorm2d whose training statistics cover every rank's slice of the batch."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        x = x.float()  # as autocast runs batch_norm: statistics in float32
+        var, mean, n = channel_var_mean(x)
+        with torch.no_grad():
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_var.lerp_(var * n / max(n - 1, 1), self.momentum)
+            self.num_batches_tracked += 1
+        scale = self.weight * torch.rsqrt(var + self.eps)
+        return x * scale.view(1, -1, 1, 1) + (self.bias - mean * scale).view(1, -1, 1, 1)
+
+
+def use_global_batch_norm(model: nn.Module) -> None:
+    """Make every nn.BatchNorm2d in `model` a GlobalBatchNorm2d (same parameters and buffers)."""
+    for module in model.modules():
+        if type(module) is nn.BatchNorm2d:
+            module.__class__ = GlobalBatchNorm2d
 
 
 def start(batch_size: int, key: str) -> Processes:

@@ -1,6 +1,7 @@
-"""VGG-16 for CIFAR-10, built to convert: Conv -> BN -> activation -> AvgPool, FX-traceable.
+"""The ANNs that get converted, built to convert: Conv -> BN -> activation -> AvgPool, FX-traceable.
 
-13 conv layers and 3 linear layers. The activation is plain `nn.ReLU` or QCFS (Bu et al., ICLR
+`vgg16` (32x32 images, CIFAR-10): 13 conv layers and 3 linear layers. `cnn3` (28x28 images, the
+MNIST family): the direct pipeline's 3-layer shape, conv(5x5) -> pool -> conv -> pool -> linear. The activation is plain `nn.ReLU` or QCFS (Bu et al., ICLR
 2022): a trainable clip-floor-shift quantiser whose L levels match what an IF neuron with
 threshold lambda and initial potential lambda/2 can emit in L steps, which makes conversion
 nearly lossless at low T.
@@ -8,14 +9,31 @@ nearly lossless at low T.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from deepsnn.core.checkpoint import load_checkpoint, load_weights
+from deepsnn.core.data import IMAGE_SHAPES
 from deepsnn.core.errors import ConversionError
 
 # numbers are conv widths, "A" is a 2x2 average pool (max pooling does not convert to spikes)
 VGG16 = [64, 64, "A", 128, 128, "A", 256, 256, 256, "A", 512, 512, 512, "A", 512, 512, 512, "A"]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    convs: list  # conv widths and "A" pools, at width 1.0
+    hidden: tuple[int, ...]  # widths of the hidden linear layers, at width 1.0
+    first_kernel: int  # the first conv's kernel size (the later ones are 3x3)
+    image_size: int  # the input images it is built for (height = width)
+
+
+ARCHITECTURES = {
+    "vgg16": Architecture(VGG16, hidden=(512, 512), first_kernel=3, image_size=32),
+    "cnn3": Architecture([32, "A", 64, "A"], hidden=(), first_kernel=5, image_size=28),
+}
 
 
 class FloorSTE(torch.autograd.Function):
@@ -62,9 +80,12 @@ def set_quantize(model: nn.Module, quantize: bool) -> None:
             module.quantize = quantize
 
 
-def build_vgg(cfg: dict) -> VGG:
-    """The network described by params.yaml's train_ann section."""
-    return VGG(width=cfg["width"], act=cfg["activation"], levels=cfg["qcfs_levels"])
+def build_ann(cfg: dict) -> VGG:
+    """The network described by params.yaml's train_ann section (input shape from its data set)."""
+    arch = ARCHITECTURES[cfg["architecture"]]
+    in_channels, size = IMAGE_SHAPES[cfg["dataset"]]
+    return VGG(arch.convs, width=cfg["width"], act=cfg["activation"], levels=cfg["qcfs_levels"],
+               in_channels=in_channels, image_size=size, hidden=arch.hidden, first_kernel=arch.first_kernel)
 
 
 def activation(kind: str, levels: int) -> nn.Module:
@@ -76,30 +97,32 @@ def activation(kind: str, levels: int) -> nn.Module:
 
 
 class VGG(nn.Module):
-    """VGG for 32x32 images; `width` scales every layer (1.0 = the real VGG-16)."""
+    """VGG-style network: `config`'s conv layers and pools, then `hidden` linear layers and the
+    output layer; `width` scales every layer (1.0 = the real VGG-16 with the defaults)."""
 
     def __init__(self, config: list = VGG16, width: float = 1.0, num_classes: int = 10,
-                 act: str = "relu", levels: int = 4, in_channels: int = 3, image_size: int = 32):
+                 act: str = "relu", levels: int = 4, in_channels: int = 3, image_size: int = 32,
+                 hidden: tuple[int, ...] = (512, 512), first_kernel: int = 3):
         super().__init__()
         layers: list[nn.Module] = []
-        channels, size = in_channels, image_size
+        channels, size, kernel = in_channels, image_size, first_kernel
         for item in config:
             if item == "A":
                 layers.append(nn.AvgPool2d(2))
                 size //= 2
             else:
                 out = max(1, round(item * width))
-                layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out),
+                layers += [nn.Conv2d(channels, out, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(out),
                            activation(act, levels)]
-                channels = out
+                channels, kernel = out, 3
         self.features = nn.Sequential(*layers)
-        hidden = max(1, round(512 * width))
-        self.classifier = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(channels * size * size, hidden), activation(act, levels),
-            nn.Linear(hidden, hidden), activation(act, levels),
-            nn.Linear(hidden, num_classes),
-        )
+        classifier: list[nn.Module] = [nn.Flatten()]
+        features = channels * size * size
+        for h in hidden:
+            out = max(1, round(h * width))
+            classifier += [nn.Linear(features, out), activation(act, levels)]
+            features = out
+        self.classifier = nn.Sequential(*classifier, nn.Linear(features, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
@@ -115,8 +138,8 @@ def check_convertible(model: nn.Module) -> None:
             raise ConversionError(f"layer {name} is {type(module).__name__}: only ReLU or QCFS activations convert")
 
 
-def load_trained_vgg(path) -> tuple[VGG, dict]:
+def load_trained_ann(path) -> tuple[VGG, dict]:
     """The ANN saved by train_ann (eval mode, on CPU) and the params that made it."""
     checkpoint = load_checkpoint(path, written_by="train_ann")
-    model = load_weights(build_vgg(checkpoint["params"]["train_ann"]), checkpoint, path, "train_ann")
+    model = load_weights(build_ann(checkpoint["params"]["train_ann"]), checkpoint, path, "train_ann")
     return model.eval(), checkpoint["params"]
