@@ -123,8 +123,9 @@ TINY_CONVERSION = {"train_ann.epochs": 1, "train_ann.qcfs_clip_epochs": 0, "trai
                    "eval_sweep.horizon": 6, "eval_sweep.batch_size": 4, "eval_sweep.compile": False, "T_eval": 4}
 
 
-def copy_repo(dest: Path) -> Path:
-    """The tracked pipeline files in a fresh git + DVC repository at `dest`."""
+def copy_repo(dest: Path, comparison: bool = False) -> Path:
+    """The tracked pipeline files in a fresh git + DVC repository at `dest`: the write-up's stages,
+    and with `comparison` also the comparison_* stages and comparison/params.yaml."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("dvc.yaml", "params.yaml", "stages", "src", ".dvc/config"):
         src = REPO / name
@@ -134,6 +135,14 @@ def copy_repo(dest: Path) -> Path:
             shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         else:
             shutil.copy(src, target)
+    if comparison:
+        (dest / "comparison").mkdir()
+        shutil.copy(REPO / "comparison" / "params.yaml", dest / "comparison" / "params.yaml")
+    else:
+        spec = yaml.safe_load((dest / "dvc.yaml").read_text())
+        spec["stages"] = {name: stage for name, stage in spec["stages"].items() if not name.startswith("comparison_")}
+        spec["plots"] = [plot for plot in spec["plots"] if not next(iter(plot)).startswith("comparison_")]
+        (dest / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
     subprocess.run(["git", "config", "user.email", "ci@example.com"], cwd=dest, check=True)
     subprocess.run(["git", "config", "user.name", "CI"], cwd=dest, check=True)

@@ -10,6 +10,8 @@ import json
 import subprocess
 import time
 
+import yaml
+
 from conftest import TINY_CONVERSION, TINY_SPATIAL, copy_repo, dvc, kill_queue_workers, write_params
 
 
@@ -67,3 +69,40 @@ def test_repro_then_experiment_on_T_eval_reevaluates_only(mirror, tmp_path):
     rows = [line.split(",") for line in table.splitlines()]
     T_eval_columns = [i for i, name in enumerate(rows[0]) if name.split(":")[-1] == "T_eval"]
     assert {"2", "5"} <= {row[i] for row in rows[1:] for i in T_eval_columns}, table
+
+
+def test_comparison_pipeline_runs_beside_the_default_and_T_eval_reevaluates_all_four(mirror, tmp_path):
+    """The comparison_* stages (conversion on MNIST, vgg7 on CIFAR-10) on tiny params: `dvc repro`
+    runs them with the default ones, and `dvc exp run -S T_eval=4` re-runs the four evaluation
+    stages and nothing else."""
+    repo = copy_repo(tmp_path / "repo", comparison=True)
+    write_params(repo / "params.yaml", **{**TINY_SPATIAL, **TINY_CONVERSION, "T_eval": 3})
+    comparison = yaml.safe_load((repo / "comparison" / "params.yaml").read_text())
+    tiny = {**TINY_SPATIAL, **TINY_CONVERSION, "train_ann.precision": "fp32"}
+    for dotted, value in tiny.items():
+        section, _, key = dotted.partition(".")
+        if key:  # T_eval stays the root's
+            comparison[section][key] = value
+    (repo / "comparison" / "params.yaml").write_text(yaml.safe_dump(comparison, sort_keys=False))
+
+    run = dvc(repo, "repro")
+    assert run.returncode == 0, run.stdout + run.stderr
+    for name, pipeline, dataset, architecture in (("eval_sweep", "conversion", "mnist", "cnn3"),
+                                                  ("eval_spatial", "direct", "cifar10", "vgg7")):
+        metrics = json.loads((repo / "comparison" / "metrics" / f"{name}.json").read_text())
+        assert (metrics["pipeline"], metrics["dataset"], metrics["architecture"]) == (pipeline, dataset, architecture)
+        assert metrics["T_eval"] == 3
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "baseline run")
+
+    exp = dvc(repo, "exp", "run", "-S", "T_eval=4")
+    assert exp.returncode == 0, exp.stdout + exp.stderr
+    evaluations = ("eval_sweep", "eval_spatial")
+    for prefix in ("", "comparison_"):
+        for stage in ("download", "train_ann", "calibrate", "convert", "train_spatial"):
+            assert f"Stage '{prefix}{stage}' didn't change, skipping" in exp.stdout, prefix + stage
+        for stage in evaluations:
+            assert f"Running stage '{prefix}{stage}'" in exp.stdout, prefix + stage
+    for folder in ("metrics", "comparison/metrics"):
+        for stage in evaluations:
+            assert json.loads((repo / folder / f"{stage}.json").read_text())["T_eval"] == 4, (folder, stage)

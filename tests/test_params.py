@@ -7,7 +7,7 @@ import copy
 import pytest
 import yaml
 
-from conftest import committed_params, write_params
+from conftest import REPO, committed_params, write_params
 from deepsnn.conversion.params import CONVERSION
 from deepsnn.core.params import ParamsError, load_params, validate_params
 from deepsnn.direct.params import DIRECT
@@ -104,3 +104,13 @@ def test_a_later_params_file_replaces_whole_top_level_keys(tmp_path):
     assert merged["train_ann"] == sections["train_ann"]
     with pytest.raises(ParamsError, match="seed: missing key"):  # B alone is not a whole params file
         load_params(over, CONVERSION, DIRECT)
+
+
+def test_comparison_params_read_over_the_root_ones_share_T_eval(tmp_path):
+    root = write_params(tmp_path / "params.yaml", T_eval=40)
+    merged = load_params([root, REPO / "comparison" / "params.yaml"], CONVERSION, DIRECT)
+    assert merged["T_eval"] == 40
+    assert (merged["train_ann"]["dataset"], merged["train_ann"]["architecture"]) == ("mnist", "cnn3")
+    assert (merged["train_spatial"]["dataset"], merged["train_spatial"]["architecture"]) == ("cifar10", "vgg7")
+    with pytest.raises(ParamsError, match="T_eval: missing key"):  # it is the root's to set
+        load_params(REPO / "comparison" / "params.yaml", CONVERSION, DIRECT)

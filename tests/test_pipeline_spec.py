@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import re
 from pathlib import Path
 
 import yaml
@@ -12,11 +13,14 @@ import yaml
 from conftest import REPO
 
 SPEC = yaml.safe_load((REPO / "dvc.yaml").read_text())
-STAGES = SPEC["stages"]
+STAGES = {name: stage for name, stage in SPEC["stages"].items() if not name.startswith("comparison_")}
+COMPARISON = {name.removeprefix("comparison_"): stage for name, stage in SPEC["stages"].items()
+              if name.startswith("comparison_")}
 
 
 def test_pipeline_shape():
     assert set(STAGES) == {"download", "train_ann", "calibrate", "convert", "eval_sweep", "train_spatial", "eval_spatial"}
+    assert list(SPEC["stages"]) == list(STAGES) + [f"comparison_{name}" for name in STAGES]
 
 
 def test_each_stage_declares_exactly_the_params_its_script_reads():
@@ -120,3 +124,29 @@ def test_one_pipeline_never_depends_on_the_other():
         assert not any(dep.startswith("src/deepsnn/evaluation") for dep in STAGES[name]["deps"]), name
     assert covered("src/deepsnn/conversion/ann/networks.py", STAGES["train_ann"]["deps"])
     assert not covered("src/deepsnn/conversion/snn.py", STAGES["train_ann"]["deps"])
+
+
+def test_comparison_stages_are_the_default_ones_on_their_own_params():
+    """The comparison_* stages run the same scripts with the same code deps on comparison/params.yaml
+    read over params.yaml (T_eval stays the root's), their artifacts under comparison/, so they
+    cannot drift from the default stages; their data set files are comparison/params.yaml's."""
+    comparison_params = yaml.safe_load((REPO / "comparison" / "params.yaml").read_text())
+    datasets = {"${train_ann.dataset}": comparison_params["train_ann"]["dataset"],
+                "${train_spatial.dataset}": comparison_params["train_spatial"]["dataset"]}
+
+    def moved(text: str) -> str:  # a default stage's artifact path(s) as the comparison stage has them
+        for variable, dataset in datasets.items():
+            text = text.replace(variable, dataset)
+        return re.sub(r"(?<![\w/])(data|models|metrics|plots)/", r"comparison/\1/", text)
+
+    assert list(COMPARISON) == list(STAGES)
+    for name, stage in STAGES.items():
+        other = COMPARISON[name]
+        assert other["deps"] == [d if d.startswith(("stages/", "src/")) else moved(d) for d in stage["deps"]], name
+        cmd = (moved(stage["cmd"]).replace("--params params.yaml", "--params params.yaml comparison/params.yaml")
+               .replace("--out-dir data", "--out-dir comparison/data --cache data/downloads"))
+        assert other["cmd"] == cmd, name
+        own = [p for p in stage["params"] if p != "T_eval"]
+        assert other["params"] == ["T_eval"] * ("T_eval" in stage["params"]) + [{"comparison/params.yaml": own}], name
+        for kind in ("outs", "metrics", "plots"):
+            assert yaml.safe_load(moved(yaml.safe_dump(stage.get(kind)))) == other.get(kind), (name, kind)
