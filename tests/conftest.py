@@ -97,9 +97,9 @@ def committed_params() -> dict:
     return yaml.safe_load((REPO / "params.yaml").read_text())
 
 
-def write_params(path: Path, **overrides) -> Path:
-    """params.yaml with dotted-key overrides, e.g. write_params(p, **{"train_spatial.epochs": 1})."""
-    params = committed_params()
+def write_params(path: Path, base: dict | None = None, **overrides) -> Path:
+    """params.yaml (or `base`) with dotted-key overrides, e.g. write_params(p, **{"train_spatial.epochs": 1})."""
+    params = committed_params() if base is None else base
     for dotted, value in overrides.items():
         node = params
         *parents, last = dotted.split(".")

@@ -77,13 +77,10 @@ def test_comparison_pipeline_runs_beside_the_default_and_T_eval_reevaluates_all_
     stages and nothing else."""
     repo = copy_repo(tmp_path / "repo", comparison=True)
     write_params(repo / "params.yaml", **{**TINY_SPATIAL, **TINY_CONVERSION, "T_eval": 3})
-    comparison = yaml.safe_load((repo / "comparison" / "params.yaml").read_text())
+    comparison = repo / "comparison" / "params.yaml"
     tiny = {**TINY_SPATIAL, **TINY_CONVERSION, "train_ann.precision": "fp32"}
-    for dotted, value in tiny.items():
-        section, _, key = dotted.partition(".")
-        if key:  # T_eval stays the root's
-            comparison[section][key] = value
-    (repo / "comparison" / "params.yaml").write_text(yaml.safe_dump(comparison, sort_keys=False))
+    write_params(comparison, yaml.safe_load(comparison.read_text()),
+                 **{key: value for key, value in tiny.items() if "." in key})  # T_eval stays the root's
 
     run = dvc(repo, "repro")
     assert run.returncode == 0, run.stdout + run.stderr

@@ -47,7 +47,7 @@ def test_low_T_table_shows_both_snns_against_the_ann(tmp_path):
 def test_check_fails_on_a_stale_readme(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{report.BEGIN}\nold table\n{report.END}\nrest\n")
-    args = ["--readme", str(readme), "--metrics-dir", str(tmp_path / "none")]
+    args = ["--readme", str(readme), "--root", str(tmp_path / "none")]
     with pytest.raises(SystemExit, match="out of date"):
         report.main(args + ["--check"])
     report.main(args)

@@ -127,12 +127,12 @@ def render(readme: str, table: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readme", type=Path, default=Path("README.md"))
-    parser.add_argument("--metrics-dir", type=Path, default=Path("metrics"))
     parser.add_argument("--root", type=Path, default=Path("."), help="where metrics/ and comparison/metrics/ are")
     parser.add_argument("--check", action="store_true", help="fail if the README is out of date")
     args = parser.parse_args(argv)
     current = args.readme.read_text()
-    updated = render(current, results_table(args.metrics_dir) + "\n\n" + low_T_table(args.metrics_dir)
+    metrics_dir = args.root / "metrics"
+    updated = render(current, results_table(metrics_dir) + "\n\n" + low_T_table(metrics_dir)
                      + "\n\n" + comparison_table(args.root))
     if args.check:
         if updated != current:
