@@ -28,7 +28,7 @@ from spikingjelly.activation_based import functional
 from deepsnn.conversion.ann.networks import VGG, load_trained_ann
 from deepsnn.conversion.calibration import calibrate_thresholds
 from deepsnn.conversion.snn import convert, load_snn
-from deepsnn.core.energy import SpikeCounter
+from deepsnn.evaluation.energy import SpikeCounter
 from deepsnn.evaluation.simulate import predictions_from_steps
 from deepsnn.evaluation.timing import hardware
 from deepsnn.conversion.chain_simulator import ChainSimulator

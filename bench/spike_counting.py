@@ -15,7 +15,7 @@ import time
 import torch
 
 from deepsnn.core.data import load_prepared
-from deepsnn.core.energy import SpikeCounter
+from deepsnn.evaluation.energy import SpikeCounter
 from deepsnn.evaluation.timing import hardware
 from deepsnn.direct.spatial import load_spatial_model
 from deepsnn.core.training import pick_device, to_float

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from deepsnn.core import cli
 from deepsnn.core.data import DATASETS, load_prepared
-from deepsnn.core.energy import count_macs
+from deepsnn.evaluation.energy import count_macs
 from deepsnn.core.params import load_params
 from deepsnn.core.training import pick_device, to_float
 from deepsnn.direct.params import DIRECT

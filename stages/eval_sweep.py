@@ -14,7 +14,7 @@ from deepsnn.conversion.snn import load_snn, load_snn_params
 from deepsnn.conversion.ann.networks import load_trained_ann
 from deepsnn.core import cli
 from deepsnn.core.data import DATASETS, load_prepared
-from deepsnn.core.energy import count_macs
+from deepsnn.evaluation.energy import count_macs
 from deepsnn.core.params import load_params
 from deepsnn.core.training import pick_device
 from deepsnn.evaluation.outputs import Evaluation, EvaluationPaths, write_evaluation

@@ -1,66 +1,26 @@
-"""DVC stage `train_ann`: train VGG-16 (Conv-BN-activation-AvgPool) on CIFAR-10 for conversion.
+"""DVC stage `train_ann`: train the ANN that gets converted (VGG-16 on CIFAR-10 by default).
 
 One process by default; `torchrun --standalone --nproc-per-node N stages/train_ann.py ...` trains
 data-parallel on N processes, the same experiment (see deepsnn.core.distributed); rank 0 writes."""
 
 from __future__ import annotations
 
-import argparse
-import time
-from pathlib import Path
-
-import pandas as pd
-
-from deepsnn.core import cli
-from deepsnn.core.checkpoint import save_checkpoint
-from deepsnn.core.data import load_prepared
-from deepsnn.core.io import atomic_path, write_json
-from deepsnn.conversion.ann.params import TRAIN_ANN
-from deepsnn.core.params import load_params, select
-from deepsnn.conversion.ann.training import ann_accuracy, normalizer, train_ann
-from deepsnn.core import distributed
-from deepsnn.core.training import peak_memory_mib, seed_everything
 from deepsnn.conversion.ann.networks import build_ann
+from deepsnn.conversion.ann.params import TRAIN_ANN
+from deepsnn.conversion.ann.training import ann_accuracy, normalizer, resolved_precision, train_ann
+from deepsnn.core import cli, train_stage
 
-PARAMS = ["seed", "train_ann"]  # must match dvc.yaml
+
+def test(model, data, cfg, device) -> dict:
+    accuracy = ann_accuracy(model, data.test_images, data.test_labels, normalizer(data.name), device)
+    return {"ann_test_accuracy": round(accuracy, 4), "precision": resolved_precision(device, cfg["precision"])}
+
+
+TRAINER = train_stage.Trainer("train_ann", TRAIN_ANN, lambda cfg, data: build_ann(cfg, data.name), train_ann, test)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    cli.add_params_argument(parser)
-    parser.add_argument("--data", type=Path, required=True, help="prepared data set (.pt)")
-    parser.add_argument("--model", type=Path, required=True, help="checkpoint to write")
-    parser.add_argument("--curve", type=Path, required=True, help="per-epoch CSV to write")
-    parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
-    args = parser.parse_args(argv)
-
-    params = load_params(args.params, TRAIN_ANN)
-    cfg = params["train_ann"]
-    data = load_prepared(args.data)
-    processes = distributed.start(cfg["batch_size"], "train_ann.batch_size")
-    try:
-        generator = seed_everything(params["seed"])  # before the model: it draws the initial weights
-        model = build_ann(cfg)
-        start = time.perf_counter()
-        history = train_ann(model, data, cfg, generator, processes)
-        train_time = time.perf_counter() - start
-        train_peak_mib = peak_memory_mib(processes.device)  # before the full test set is evaluated
-    finally:
-        distributed.stop(processes)
-    if not processes.is_writer:
-        return
-    device = processes.device
-    test_accuracy = ann_accuracy(model, data.test_images, data.test_labels, normalizer(cfg["dataset"]), device)
-    print(f"ANN test accuracy {test_accuracy:.2f}% (full test set)")
-
-    save_checkpoint(model, select(params, PARAMS), args.model)
-    with atomic_path(args.curve) as tmp:
-        pd.DataFrame(history).round(4).to_csv(tmp, index=False)
-    write_json({"ann_test_accuracy": round(test_accuracy, 4),
-                "train_accuracy": round(history[-1]["train_accuracy"], 4),
-                "train_time_s": round(train_time, 1), "peak_memory_mib": round(train_peak_mib),
-                "device": device.type,
-                "processes": processes.world_size}, args.metrics)
+    train_stage.main(TRAINER, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

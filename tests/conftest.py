@@ -112,22 +112,36 @@ def write_params(path: Path, base: dict | None = None, **overrides) -> Path:
 
 TINY_SPATIAL = {
     "train_spatial.epochs": 1, "train_spatial.batch_size": 16, "train_spatial.T_train": 2,
-    "train_spatial.T_train_jitter": 1,
-    "train_spatial.channels": 4, "eval_spatial.horizon": 5, "eval_spatial.batch_size": 8, "T_eval": 3,
+    "train_spatial.T_train_jitter": 1, "train_spatial.channels": 4,
+    "simulate_spatial.horizon": 5, "simulate_spatial.batch_size": 8, "T_eval": 3,
 }
 
 
 TINY_CONVERSION = {"train_ann.epochs": 1, "train_ann.qcfs_clip_epochs": 0, "train_ann.batch_size": 8,
                    "train_ann.width": 1 / 16, "train_ann.lr": 0.05, "train_ann.compile": False,
+                   "train_ann.precision": "fp32",
                    "calibrate.images": 12, "calibrate.batch_size": 6, "convert.correction_images": 12,
-                   "eval_sweep.horizon": 6, "eval_sweep.batch_size": 4, "eval_sweep.compile": False, "T_eval": 4}
+                   "simulate_sweep.horizon": 6, "simulate_sweep.batch_size": 4, "simulate_sweep.compile": False,
+                   "T_eval": 4}
+
+TINY = {**TINY_SPATIAL, **TINY_CONVERSION}
 
 
-def copy_repo(dest: Path, comparison: bool = False) -> Path:
-    """The tracked pipeline files in a fresh git + DVC repository at `dest`: the write-up's stages,
-    and with `comparison` also the comparison_* stages and comparison/params.yaml."""
+def set_dotted(params: dict, dotted: str, value) -> None:
+    node = params
+    *parents, last = dotted.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+
+
+def copy_repo(dest: Path, conversion: tuple[str, ...] = ("cifar10",), direct: tuple[str, ...] = ("mnist",),
+              **overrides) -> Path:
+    """The tracked pipeline files in a fresh git + DVC repository at `dest`, running the experiments
+    of `conversion` and `direct` (data sets), with dotted-key `overrides` (e.g. TINY) written into
+    params.yaml and into every experiment file that has the section, so that they hold for all."""
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("dvc.yaml", "params.yaml", "stages", "src", ".dvc/config"):
+    for name in ("dvc.yaml", "params.yaml", "experiments", "stages", "src", ".dvc/config"):
         src = REPO / name
         target = dest / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -135,14 +149,17 @@ def copy_repo(dest: Path, comparison: bool = False) -> Path:
             shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         else:
             shutil.copy(src, target)
-    if comparison:
-        (dest / "comparison").mkdir()
-        shutil.copy(REPO / "comparison" / "params.yaml", dest / "comparison" / "params.yaml")
-    else:
-        spec = yaml.safe_load((dest / "dvc.yaml").read_text())
-        spec["stages"] = {name: stage for name, stage in spec["stages"].items() if not name.startswith("comparison_")}
-        spec["plots"] = [plot for plot in spec["plots"] if not next(iter(plot)).startswith("comparison_")]
-        (dest / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    params["conversion"], params["direct"] = list(conversion), list(direct)
+    for dotted, value in overrides.items():
+        set_dotted(params, dotted, value)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for path in (dest / "experiments").glob("*.yaml"):
+        experiment = yaml.safe_load(path.read_text())
+        for dotted, value in overrides.items():
+            if dotted.split(".")[0] in experiment:
+                set_dotted(experiment, dotted, value)
+        path.write_text(yaml.safe_dump(experiment, sort_keys=False))
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
     subprocess.run(["git", "config", "user.email", "ci@example.com"], cwd=dest, check=True)
     subprocess.run(["git", "config", "user.name", "CI"], cwd=dest, check=True)

@@ -305,7 +305,7 @@ def test_calibrate_stage_refuses_qcfs_mode_for_a_relu_network(mirror, tmp_path):
 
 @pytest.mark.parametrize("options", [SpikingOptions("soft", "half"), SpikingOptions("hard", "zero")], ids=str)
 def test_fast_simulator_matches_the_reference_loop(options):
-    from deepsnn.core.energy import SpikeCounter
+    from deepsnn.evaluation.energy import SpikeCounter
     from deepsnn.evaluation.simulate import predictions_from_steps
     from deepsnn.conversion.chain_simulator import ChainSimulator
 

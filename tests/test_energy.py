@@ -9,7 +9,7 @@ from torch import nn
 
 from deepsnn.conversion.calibration import calibrate_thresholds
 from deepsnn.conversion.snn import SpikingOptions, convert
-from deepsnn.core.energy import (ENERGY_AC_PJ, ENERGY_MAC_PJ, SpikeCounter, SpikeStats, SpikingLayer, count_macs,
+from deepsnn.evaluation.energy import (ENERGY_AC_PJ, ENERGY_MAC_PJ, SpikeCounter, SpikeStats, SpikingLayer, count_macs,
                             fan_out)
 from deepsnn.core.neurons import NeuronConfig, step
 from deepsnn.conversion.chain_simulator import ChainSimulator

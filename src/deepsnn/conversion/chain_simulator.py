@@ -22,7 +22,8 @@ from spikingjelly.activation_based import neuron as sj_neuron
 from spikingjelly.activation_based.ann2snn.modules import VoltageScaler
 from torch import fx, nn
 
-from deepsnn.core.energy import SpikeCounter, SpikingLayer
+from deepsnn.core.spiking import SpikingLayer
+from deepsnn.evaluation.energy import SpikeCounter
 from deepsnn.core.neurons import NeuronConfig, step
 
 

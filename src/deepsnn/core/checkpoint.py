@@ -17,14 +17,16 @@ class CheckpointError(UserError, RuntimeError):
     """A checkpoint a stage needs is missing, truncated, corrupted or not of the expected kind."""
 
 
-def save_checkpoint(model: nn.Module, params: dict[str, Any], path: str | Path, **extra: Any) -> None:
+def save_checkpoint(model: nn.Module, params: dict[str, Any], path: str | Path, written_by: str,
+                    **extra: Any) -> None:
+    """`model`'s weights (on CPU), the params that made it and the stage that wrote it."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    atomic_save({"state_dict": state, "params": params, **extra}, path)
+    atomic_save({"state_dict": state, "params": params, "written_by": written_by, **extra}, path)
 
 
 def _redo(path: Path, written_by: str) -> str:
-    return (f"It is written by the DVC stage `{written_by}`: run `dvc repro {written_by}`, or "
-            f"`dvc checkout {path}` / `dvc pull {path}` to restore the committed run's copy.")
+    return (f"It is written by the DVC stage `{written_by}`: run `dvc repro {written_by}@<data set>` (`dvc status` "
+            f"names the stages), or `dvc checkout {path}` / `dvc pull {path}` to restore the committed run's copy.")
 
 
 def load_checkpoint(path: str | Path, written_by: str, keys: tuple[str, ...] = ("state_dict", "params")) -> dict[str, Any]:
@@ -38,6 +40,10 @@ def load_checkpoint(path: str | Path, written_by: str, keys: tuple[str, ...] = (
         # (torch's own message would suggest weights_only=False: loading code from a damaged file)
         raise CheckpointError(f"{path}: not a readable checkpoint (torch.load raised {type(err).__name__}); "
                               f"it is truncated or corrupted. {_redo(path, written_by)}") from None
+    if isinstance(checkpoint, dict) and "written_by" in checkpoint and checkpoint["written_by"] != written_by:
+        raise CheckpointError(f"{path}: a checkpoint of `{checkpoint['written_by']}`, and this stage reads one of "
+                              f"`{written_by}` (the other pipeline's model?). {_redo(path, written_by)}")
+    keys = (*keys, "written_by")
     missing = [k for k in keys if not isinstance(checkpoint, dict) or k not in checkpoint]
     if missing:
         raise CheckpointError(f"{path}: not a checkpoint of `{written_by}` (no {', '.join(missing)}). "

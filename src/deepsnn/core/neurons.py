@@ -1,4 +1,5 @@
-"""Spiking neuron dynamics: configuration, SpikingJelly modules, and a fused no-grad step.
+"""Spiking neuron dynamics: configuration, SpikingJelly modules, a fused no-grad step, and the
+spatial gradient both pipelines train with (through spike counts, not through time).
 
 SpikingJelly's IFNode/LIFNode are the reference (and run BPTT). For simulations without an
 autograd graph the same update is written here as three in-place tensor ops, about 4x faster
@@ -71,3 +72,15 @@ def step(v: torch.Tensor, current: torch.Tensor, cfg: NeuronConfig) -> torch.Ten
     else:
         v.mul_(1.0 - spikes)
     return spikes
+
+
+def valued_as(value: torch.Tensor, gradient_of: torch.Tensor) -> torch.Tensor:
+    """`value` in the forward pass (bit-exact), with the gradient of `gradient_of`."""
+    return value.detach() + (gradient_of - gradient_of.detach())  # the bracket is exactly zero
+
+
+def with_rate_gradient(rate: torch.Tensor, current: torch.Tensor, sg: torch.nn.Module, onset: float) -> torch.Tensor:
+    """`rate` (a simulated layer's firing rate) in the forward pass, bit-exact, with the gradient
+    of its rate-domain equivalent: d rate / d current = surrogate'(current - onset), where
+    `current` is the layer's time-averaged input (Lee et al. 2016; SpikeGrad, Thiele et al. 2019)."""
+    return valued_as(rate, sg(current - onset))

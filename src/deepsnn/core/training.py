@@ -7,10 +7,16 @@ sliced, augmented and normalised there, with no DataLoader workers.
 from __future__ import annotations
 
 import resource
-from typing import Iterator
+import time
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
+from torch import nn
 
+from deepsnn.core.progress import progress
+
+if TYPE_CHECKING:
+    from deepsnn.core.distributed import Processes
 
 
 def pick_device() -> torch.device:
@@ -69,3 +75,40 @@ def augment(images: torch.Tensor, shift: int, flips: bool, generator: torch.Gene
 def to_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 pixels -> [0, 1] floats (the first layer's BatchNorm does the normalisation)."""
     return images.float().div_(255.0)
+
+
+# One training step on the batch with these indices: (loss summed over the batch, correct, images),
+# this rank's part of the batch
+TrainStep = Callable[[torch.Tensor], tuple[float, float, float]]
+
+
+def train_epochs(model: nn.Module, name: str, epochs: int, n: int, batch_size: int, generator: torch.Generator,
+                 processes: Processes, train_step: TrainStep, test_accuracy: Callable[[], float],
+                 steps_per_epoch: int | None = None, before_epoch: Callable[[int], None] | None = None,
+                 progress_enabled: bool = True) -> list[dict[str, float]]:
+    """The epoch loop of both training stages: each epoch shuffles the n training images with
+    `generator`, runs `train_step` on every batch (only the first `steps_per_epoch`, if given),
+    sums the statistics over the ranks and measures `test_accuracy()`. Returns one row per epoch
+    (counting every rank's images); the writer rank prints one line per epoch."""
+    steps = steps_per_epoch or -(-n // batch_size)
+    show = progress_enabled and processes.is_writer
+    history = []
+    for epoch in range(1, epochs + 1):
+        model.train()
+        if before_epoch is not None:
+            before_epoch(epoch)
+        start = time.perf_counter()
+        loss_sum = correct = seen = 0.0
+        batches = zip(range(steps), batch_indices(n, batch_size, generator))
+        for _, idx in progress(batches, f"{name} epoch {epoch}/{epochs}", total=steps, enabled=show):
+            batch_loss, batch_correct, batch_seen = train_step(idx)
+            loss_sum, correct, seen = loss_sum + batch_loss, correct + batch_correct, seen + batch_seen
+        train_time = time.perf_counter() - start
+        loss_sum, correct, seen = processes.sum([loss_sum, correct, seen])
+        row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": 100 * correct / seen,
+               "test_accuracy": test_accuracy(), "epoch_time_s": train_time}
+        history.append(row)
+        if show:
+            print(f"{name} epoch {epoch}: loss {row['train_loss']:.4f}, train {row['train_accuracy']:.2f}%, "
+                  f"test {row['test_accuracy']:.2f}% ({train_time:.0f} s)", flush=True)
+    return history

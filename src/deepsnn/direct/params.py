@@ -1,10 +1,11 @@
-"""The params.yaml sections of the direct-training pipeline: train_spatial, eval_spatial."""
+"""The params.yaml section of train_spatial (the directly trained SNN); its evaluation's sections are
+declared with the evaluation code (deepsnn.evaluation.params)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from deepsnn.core.data import DATASETS, IMAGE_SHAPES
+from deepsnn.core.data import IMAGE_SHAPES
 from deepsnn.core.params import (INITIAL_POTENTIALS, RESETS, Choice, Float, Int, ParamsError, Pipeline, choice,
                                  choice_int)
 from deepsnn.direct.spatial import ARCHITECTURES
@@ -15,19 +16,22 @@ SURROGATES = ("atan", "sigmoid", "piecewise_quadratic")
 
 def check_relations(params: dict[str, Any]) -> None:
     spatial = params["train_spatial"]
-    size = IMAGE_SHAPES[spatial["dataset"]][1]
-    if spatial["architecture"] == "cnn3" and size != 28:
-        raise ParamsError(f"train_spatial.architecture: cnn3 is a network for 28x28 images and "
-                          f"train_spatial.dataset {spatial['dataset']} has {size}x{size}; allowed data sets for it: "
-                          f"mnist, fashion_mnist (for {spatial['dataset']}: vgg7)")
     if spatial["T_train_jitter"] >= spatial["T_train"]:
         raise ParamsError(f"train_spatial.T_train_jitter: {spatial['T_train_jitter']} must be smaller than "
                           f"train_spatial.T_train ({spatial['T_train']}); allowed: 0 .. {spatial['T_train'] - 1}")
 
 
-DIRECT = Pipeline("direct", {
+def check_dataset(params: dict[str, Any], dataset: str) -> None:
+    spatial = params["train_spatial"]
+    size = IMAGE_SHAPES[dataset][1]
+    if spatial["architecture"] == "cnn3" and size != 28:
+        raise ParamsError(f"train_spatial.architecture: cnn3 is a network for 28x28 images and this experiment's "
+                          f"data set {dataset} has {size}x{size}; allowed data sets for it: mnist, fashion_mnist "
+                          f"(for {dataset}: vgg7)")
+
+
+TRAIN_SPATIAL = Pipeline("direct", {
     "train_spatial": {
-        "dataset": Choice(tuple(DATASETS)),
         "architecture": Choice(ARCHITECTURES),  # cnn3: the write-up's 3-layer network | vgg7: 7 conv layers
         "method": choice("spatial", "bptt"),  # spatial: gradients through spike counts, not time
         "neuron": Choice(NEURONS),
@@ -47,8 +51,4 @@ DIRECT = Pipeline("direct", {
         "lr": Float(min=0.0, min_open=True),  # peak learning rate of the one-cycle schedule
         "weight_decay": Float(min=0.0),
     },
-    "eval_spatial": {
-        "horizon": Int(min=1),  # the accuracy-vs-T curve is simulated up to max(horizon, T_eval)
-        "batch_size": Int(min=1),
-    },
-}, check_relations)
+}, check_relations, check_dataset)

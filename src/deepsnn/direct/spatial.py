@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from spikingjelly.activation_based import functional
 from torch import nn
 
-from deepsnn.core.checkpoint import load_checkpoint, load_weights
-from deepsnn.core.energy import SpikeCounter, SpikingLayer
-from deepsnn.core.neurons import NeuronConfig, step
+from deepsnn.core.checkpoint import CheckpointError, load_checkpoint, load_weights
+from deepsnn.core.spiking import SpikeRecorder, SpikingLayer
+from deepsnn.core.neurons import NeuronConfig, step, valued_as, with_rate_gradient
 from deepsnn.core.distributed import channel_var_mean
 
 if TYPE_CHECKING:
@@ -54,16 +54,6 @@ def bn_affine(bn: nn.BatchNorm2d, mean_current: torch.Tensor | None,
     scale = bn.weight / torch.sqrt(var + bn.eps)
     shift = bn.bias - mean * scale
     return scale.view(1, -1, 1, 1), shift.view(1, -1, 1, 1)
-
-
-def valued_as(value: torch.Tensor, gradient_of: torch.Tensor) -> torch.Tensor:
-    """`value` in the forward pass (bit-exact), with the gradient of `gradient_of`."""
-    return value.detach() + (gradient_of - gradient_of.detach())  # the bracket is exactly zero
-
-
-def with_rate_gradient(rate: torch.Tensor, current: torch.Tensor, sg: nn.Module, onset: float) -> torch.Tensor:
-    """`rate` in the forward pass (bit-exact); d rate / d current = surrogate'(current - onset)."""
-    return valued_as(rate, sg(current - onset))
 
 
 @dataclass(frozen=True)
@@ -203,7 +193,7 @@ class SpikingConvNet(nn.Module):
 
     @torch.no_grad()
     def simulate(self, x: torch.Tensor | None, T: int, current1: torch.Tensor | None = None,
-                 maps: list | None = None, clock: list | None = None, counter: SpikeCounter | None = None,
+                 maps: list | None = None, clock: list | None = None, counter: SpikeRecorder | None = None,
                  ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Step-by-step simulation. Returns the output spikes of every step [T, B, classes] and
         the firing rate of every layer; `clock.tick()` is called after each step and `counter`
@@ -253,7 +243,7 @@ class SpikingConvNet(nn.Module):
         return nn.Sequential(*modules, nn.Flatten(), self.fc)
 
     def step_outputs(self, x: torch.Tensor, T: int, clock: list | None = None,
-                     counter: SpikeCounter | None = None) -> torch.Tensor:
+                     counter: SpikeRecorder | None = None) -> torch.Tensor:
         """Output spikes of every step, [T, B, classes] (the evaluation simulator)."""
         return self.simulate(x, T, clock=clock, counter=counter)[0]
 
@@ -279,11 +269,11 @@ class SpikingConvNet(nn.Module):
 def spike_count_loss(counts: torch.Tensor, labels: torch.Tensor, max_count: int, kind: str = "count_mse") -> torch.Tensor:
     """Loss on output spike counts.
 
-    count_ce (default): cross-entropy on the firing rates scaled to logits in [0, 10]
+    count_ce: cross-entropy on the firing rates scaled to logits in [0, 10]
       (a 10-point margin is a probability of ~0.9995 for the true class); it needs no target
       counts and keeps pushing until the true class wins by a wide margin.
-    count_mse: mean squared error between firing rates and target rates (1 for the true class,
-      0 for the others), the classic spike-count loss of Lee et al. 2016 / Wu et al. 2019."""
+    count_mse (params.yaml's): mean squared error between firing rates and target rates (1 for the
+      true class, 0 for the others), the classic spike-count loss of Lee et al. 2016 / Wu et al. 2019."""
     rates = counts / max_count  # in [0, 1]: max_count = T x output neurons per class
     if kind == "count_ce":
         return F.cross_entropy(rates * 10.0, labels)
@@ -306,7 +296,12 @@ def build_spatial_model(cfg: dict, data: ImageDataset | None = None) -> SpikingC
 
 
 def load_spatial_model(path, data: ImageDataset) -> tuple[SpikingConvNet, dict]:
-    """The SNN saved by train_spatial (eval mode, on CPU) and the params that made it."""
+    """The SNN saved by train_spatial (eval mode, on CPU) and the params that made it, for `data`,
+    which must be the data set it was trained on."""
     checkpoint = load_checkpoint(path, written_by="train_spatial")
+    trained_on = checkpoint["params"]["dataset"]
+    if data.name != trained_on:
+        raise CheckpointError(f"{path} was trained on {trained_on}, and the data file given holds {data.name}: "
+                              f"evaluate it on data/{trained_on}.pt")
     model = build_spatial_model(checkpoint["params"]["train_spatial"], data)
     return load_weights(model, checkpoint, path, "train_spatial").eval(), checkpoint["params"]

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from deepsnn.core.data import DATASETS, ImageDataset
-from deepsnn.core.training import augment, batch_indices, to_float
+from deepsnn.core.training import augment, batch_indices, to_float, train_epochs
 from deepsnn.direct.spatial import SpikingConvNet, spike_count_loss
 from deepsnn.core import distributed
 
@@ -39,46 +37,30 @@ def train_spatial(model: SpikingConvNet, data: ImageDataset, cfg: dict[str, Any]
     trained = processes.wrap(model)
     train_x, train_y = data.train_images.to(device), data.train_labels.to(device)
     steps_per_epoch = -(-len(train_y) // cfg["batch_size"])
-    flips = DATASETS[cfg["dataset"]].flips  # CIFAR-10: mirrored images keep their class; digits do not
+    flips = DATASETS[data.name].flips  # CIFAR-10: mirrored images keep their class; digits do not
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg["lr"], pct_start=0.15,
                                                    total_steps=cfg["epochs"] * steps_per_epoch)
-    history = []
-    for epoch in range(1, cfg["epochs"] + 1):
-        model.train()
-        start = time.perf_counter()
-        loss_sum = correct = seen = 0.0
-        bar = tqdm(batch_indices(len(train_y), cfg["batch_size"], generator), total=steps_per_epoch,
-                   desc=f"train_spatial epoch {epoch}/{cfg['epochs']}", leave=False,
-                   disable=not (progress and processes.is_writer))
-        for idx in bar:
-            x = augment(to_float(train_x[idx]), cfg["augment_shift"], flips, generator)
-            T = training_timesteps(cfg["T_train"], cfg["T_train_jitter"], generator)
-            x, y = processes.shard(x), processes.shard(train_y[idx])
-            counts = trained(x, T, method=cfg["method"])
-            loss = spike_count_loss(counts, y, T * model.max_count_per_step, cfg["loss"])
-            optimizer.zero_grad(set_to_none=True)
-            # DDP averages the ranks' gradients; weighting each slice's mean by its share of the
-            # batch makes that the gradient of the global batch's mean (1.0 for equal slices)
-            (loss * (processes.world_size * len(y) / len(idx))).backward()
-            optimizer.step()
-            schedule.step()
-            loss_sum += loss.item() * len(y)
-            correct += (counts.argmax(1) == y).sum().item()
-            seen += len(y)
-            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.2f}")
-        train_time = time.perf_counter() - start
-        loss_sum, correct, seen = processes.sum([loss_sum, correct, seen])
-        test_acc = accuracy(model, data.test_images[:eval_images], data.test_labels[:eval_images],
-                            cfg["T_train"], device)
-        row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": 100 * correct / seen,
-               "test_accuracy": test_acc, "epoch_time_s": train_time}
-        history.append(row)
-        if progress and processes.is_writer:
-            print(f"epoch {epoch}: loss {row['train_loss']:.4f}, train {row['train_accuracy']:.2f}%, "
-                  f"test {test_acc:.2f}% at T={cfg['T_train']} (first {eval_images} images) ({train_time:.0f} s)",
-                  flush=True)
-    return history
+
+    def train_step(idx: torch.Tensor) -> tuple[float, float, float]:
+        x = augment(to_float(train_x[idx]), cfg["augment_shift"], flips, generator)
+        T = training_timesteps(cfg["T_train"], cfg["T_train_jitter"], generator)
+        x, y = processes.shard(x), processes.shard(train_y[idx])
+        counts = trained(x, T, method=cfg["method"])
+        loss = spike_count_loss(counts, y, T * model.max_count_per_step, cfg["loss"])
+        optimizer.zero_grad(set_to_none=True)
+        # DDP averages the ranks' gradients; weighting each slice's mean by its share of the
+        # batch makes that the gradient of the global batch's mean (1.0 for equal slices)
+        (loss * (processes.world_size * len(y) / len(idx))).backward()
+        optimizer.step()
+        schedule.step()
+        return loss.item() * len(y), (counts.argmax(1) == y).sum().item(), len(y)
+
+    def test_accuracy() -> float:  # at T_train
+        return accuracy(model, data.test_images[:eval_images], data.test_labels[:eval_images], cfg["T_train"], device)
+
+    return train_epochs(model, "train_spatial", cfg["epochs"], len(train_y), cfg["batch_size"], generator,
+                        processes, train_step, test_accuracy, steps_per_epoch, progress_enabled=progress)
 
 
 @torch.no_grad()

@@ -17,7 +17,8 @@ import torch
 from tqdm import tqdm
 
 from deepsnn.core.data import ImageDataset
-from deepsnn.core.energy import SpikeCounter, SpikingLayer
+from deepsnn.core.spiking import SpikingLayer
+from deepsnn.evaluation.energy import SpikeCounter
 from deepsnn.core.errors import UserError
 from deepsnn.evaluation.stored import Simulation, fingerprint, simulate_or_reuse
 from deepsnn.evaluation.timing import Clock, measure_latency

@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 import yaml
 
-from deepsnn.core.energy import SpikeStats
+from deepsnn.evaluation.energy import SpikeStats
 from deepsnn.core.io import atomic_save
 
 IGNORED = ("__pycache__",)  # what .dvcignore keeps out of DVC's hashes of the same folders

@@ -80,10 +80,10 @@ def set_quantize(model: nn.Module, quantize: bool) -> None:
             module.quantize = quantize
 
 
-def build_ann(cfg: dict) -> VGG:
-    """The network described by params.yaml's train_ann section (input shape from its data set)."""
+def build_ann(cfg: dict, dataset: str) -> VGG:
+    """The network described by params.yaml's train_ann section for images of `dataset`."""
     arch = ARCHITECTURES[cfg["architecture"]]
-    in_channels, size = IMAGE_SHAPES[cfg["dataset"]]
+    in_channels, size = IMAGE_SHAPES[dataset]
     return VGG(arch.convs, width=cfg["width"], act=cfg["activation"], levels=cfg["qcfs_levels"],
                in_channels=in_channels, image_size=size, hidden=arch.hidden, first_kernel=arch.first_kernel)
 
@@ -141,5 +141,6 @@ def check_convertible(model: nn.Module) -> None:
 def load_trained_ann(path) -> tuple[VGG, dict]:
     """The ANN saved by train_ann (eval mode, on CPU) and the params that made it."""
     checkpoint = load_checkpoint(path, written_by="train_ann")
-    model = load_weights(build_ann(checkpoint["params"]["train_ann"]), checkpoint, path, "train_ann")
+    params = checkpoint["params"]
+    model = load_weights(build_ann(params["train_ann"], params["dataset"]), checkpoint, path, "train_ann")
     return model.eval(), checkpoint["params"]

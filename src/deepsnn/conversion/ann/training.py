@@ -6,16 +6,15 @@ flips, random shifts, label smoothing, SGD Nesterov with a one-cycle schedule an
 
 from __future__ import annotations
 
-import time
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from deepsnn.core.data import DATASETS, ImageDataset
 from deepsnn.core import distributed
-from deepsnn.core.training import augment, batch_indices, to_float
+from deepsnn.core.training import augment, batch_indices, to_float, train_epochs
 from deepsnn.conversion.ann.networks import set_quantize
 
 
@@ -32,19 +31,33 @@ def normalizer(dataset: str):
 
 
 def has_native_bf16(device: torch.device) -> bool:
-    """A GPU with bf16 arithmetic (Ampere and later), or a CPU whose oneDNN has bf16 instructions
-    (AVX512-BF16/AMX); elsewhere bf16 is emulated."""
+    """A GPU with bf16 arithmetic (Ampere and later), or a CPU with bf16 instructions (AVX512-BF16
+    or AMX). oneDNN also reports bf16 on plain AVX-512 CPUs, where it is emulated: on such an
+    Intel Xeon here a bf16 training step ran at 0.42x the fp32 one (bench/ann_training.py)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported(including_emulation=False)
-    return torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return torch.ops.mkldnn._is_mkldnn_bf16_supported() and bool(_cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
 
 
 def autocast(device: torch.device, precision: str):
     """bf16 autocast of the convs and matmuls for precision bf16, or for auto where the hardware has
-    bf16; a no-op otherwise. This 2-core AVX512-BF16 CPU trains VGG-16 + QCFS compiled at 207.6
-    images/s in bf16 vs 116.8 in fp32 (1.78x, bench/ann_training.py); the model is evaluated in float32."""
-    enabled = precision == "bf16" or (precision == "auto" and has_native_bf16(device))
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+    bf16 (`resolved_precision`); a no-op otherwise. The model is evaluated in float32."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=resolved_precision(device, precision) == "bf16")
+
+
+def resolved_precision(device: torch.device, precision: str) -> str:
+    """fp32 or bf16: what train_ann.precision means on `device` (auto: bf16 where it is native)."""
+    return "bf16" if precision == "bf16" or (precision == "auto" and has_native_bf16(device)) else "fp32"
 
 
 def optimizer_and_loss(model: nn.Module, cfg: dict[str, Any]) -> tuple[torch.optim.SGD, nn.CrossEntropyLoss]:
@@ -67,57 +80,43 @@ def train_ann(model: nn.Module, data: ImageDataset, cfg: dict[str, Any], generat
     device = processes.device
     model.to(device).to(memory_format=torch.channels_last)
     trained = processes.wrap(model)
-    prepare = normalizer(cfg["dataset"])
-    flips = DATASETS[cfg["dataset"]].flips
+    prepare = normalizer(data.name)
+    flips = DATASETS[data.name].flips
     train_x, train_y = data.train_images.to(device), data.train_labels.to(device)
     # The last partial batch of each epoch is dropped: fixed shapes, so torch.compile compiles once.
     steps_per_epoch = max(1, len(train_y) // cfg["batch_size"])
-    # Compiling fuses BatchNorm and the activation's elementwise work into the convs' neighbours:
-    # VGG-16 + QCFS trained at 116.8 img/s instead of 88.0 in fp32 on this 2-core CPU. `model` shares the
-    # weights and stays eager for evaluation.
+    # Compiling fuses BatchNorm and the activation's elementwise work into the convs' neighbours
+    # (bench/ann_training.py measures it). `model` shares the weights and stays eager for evaluation.
     forward = torch.compile(trained) if cfg["compile"] else trained
     optimizer, criterion = optimizer_and_loss(model, cfg)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg["lr"], pct_start=0.25,
                                                    anneal_strategy="linear",
                                                    total_steps=cfg["epochs"] * steps_per_epoch)
-    history = []
-    for epoch in range(1, cfg["epochs"] + 1):
-        model.train()
+
+    def before_epoch(epoch: int) -> None:
         # Rounding to L levels from the first step slowed VGG-16 down (29% train accuracy after one
-        # epoch; 88.2% after 12): the clip alone learns like a ReLU, and the last epochs adapt the
-        # network to the rounding the SNN reproduces. (torch.compile recompiles once at the switch.)
+        # epoch): the clip alone learns like a ReLU, and the last epochs adapt the network to the
+        # rounding the SNN reproduces. (torch.compile recompiles once at the switch.)
         set_quantize(model, epoch > cfg["qcfs_clip_epochs"])
-        start = time.perf_counter()
-        loss_sum = correct = seen = 0.0
-        batches = zip(range(steps_per_epoch), batch_indices(len(train_y), cfg["batch_size"], generator))
-        bar = tqdm(batches, total=steps_per_epoch, desc=f"train_ann epoch {epoch}/{cfg['epochs']}",
-                   disable=not (progress and processes.is_writer), leave=False)
-        for _, idx in bar:
-            x = augment(train_x[idx], cfg["augment_shift"], flips, generator)
-            x, y = processes.shard(x), processes.shard(train_y[idx])
-            with autocast(device, cfg["precision"]):
-                logits = forward(prepare(x))
-                loss = criterion(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            # DDP averages the ranks' gradients: weighted by slice, the global batch's mean (x1.0 if equal)
-            (loss * (processes.world_size * len(y) / len(idx))).backward()
-            optimizer.step()
-            schedule.step()
-            loss_sum += loss.item() * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
-            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.2f}")
-        train_time = time.perf_counter() - start
-        loss_sum, correct, seen = processes.sum([loss_sum, correct, seen])
-        test_acc = ann_accuracy(model, data.test_images[:eval_images], data.test_labels[:eval_images], prepare,
-                                device)
-        row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": 100 * correct / seen,
-               "test_accuracy": test_acc, "epoch_time_s": train_time}
-        history.append(row)
-        if progress and processes.is_writer:
-            print(f"epoch {epoch}: loss {row['train_loss']:.4f}, train {row['train_accuracy']:.2f}%, "
-                  f"test {test_acc:.2f}% (first {eval_images} images) ({train_time:.0f} s)", flush=True)
-    return history
+
+    def train_step(idx: torch.Tensor) -> tuple[float, float, float]:
+        x = augment(train_x[idx], cfg["augment_shift"], flips, generator)
+        x, y = processes.shard(x), processes.shard(train_y[idx])
+        with autocast(device, cfg["precision"]):
+            logits = forward(prepare(x))
+            loss = criterion(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        # DDP averages the ranks' gradients: weighted by slice, the global batch's mean (x1.0 if equal)
+        (loss * (processes.world_size * len(y) / len(idx))).backward()
+        optimizer.step()
+        schedule.step()
+        return loss.item() * len(y), (logits.argmax(1) == y).sum().item(), len(y)
+
+    def test_accuracy() -> float:
+        return ann_accuracy(model, data.test_images[:eval_images], data.test_labels[:eval_images], prepare, device)
+
+    return train_epochs(model, "train_ann", cfg["epochs"], len(train_y), cfg["batch_size"], generator, processes,
+                        train_step, test_accuracy, steps_per_epoch, before_epoch, progress)
 
 
 @torch.no_grad()

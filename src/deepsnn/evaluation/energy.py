@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepsnn.core.spiking import SpikingLayer
+
 # Energy per operation, 45 nm CMOS, 32-bit float (M. Horowitz, "Computing's energy problem
 # (and what we can do about it)", ISSCC 2014): a multiply-accumulate (4.6 pJ = 3.7 mult +
 # 0.9 add) for ANN layers and analog inputs, an accumulate (0.9 pJ) per SNN synaptic operation.
@@ -88,12 +90,6 @@ def batch_sum(x: torch.Tensor) -> torch.Tensor:
     batch directly is ~40x slower on CPU (the conv before it may hand it over in that layout)."""
     inner = sorted(range(1, x.dim()), key=x.stride, reverse=True)  # per-sample dims, outermost first
     return x.permute(0, *inner).sum(0).permute(*[inner.index(d) for d in range(1, x.dim())])
-
-
-@dataclass
-class SpikingLayer:
-    name: str
-    downstream: list[nn.Module]  # modules between this layer's spikes and the next neurons; [] for the output
 
 
 class SpikeCounter:
