@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> None:
                               "allowed for a relu network: max, percentile")
     device = pick_device()
     model.to(device)
-    data = load_prepared(args.data)
-    prepare = normalizer(ann_params["train_ann"]["dataset"])
+    data = load_prepared(args.data, expected=ann_params["dataset"])
+    prepare = normalizer(ann_params["dataset"])
     images = data.train_images[:cfg["images"]]  # fixed, un-augmented training images
     batches = (prepare(images[i:i + cfg["batch_size"]].to(device)) for i in range(0, len(images), cfg["batch_size"]))
     thresholds = calibrate_thresholds(model, batches, cfg["mode"], cfg["percentile"])

@@ -39,11 +39,11 @@ def main(argv: list[str] | None = None) -> None:
     thresholds = read_thresholds(args.thresholds)
     images = None
     if cfg["correction"] != "none":
-        data = load_prepared(args.data)
+        data = load_prepared(args.data, expected=ann_params["dataset"])
         if cfg["correction_images"] > len(data.train_images):
             raise ParamsError(f"convert.correction_images: {cfg['correction_images']} is more than the "
                               f"{len(data.train_images)} training images of {args.data}; allowed: 1 .. {len(data.train_images)}")
-        images = normalizer(ann_params["train_ann"]["dataset"])(data.train_images[:cfg["correction_images"]]).contiguous()
+        images = normalizer(ann_params["dataset"])(data.train_images[:cfg["correction_images"]]).contiguous()
     snn = convert(ann, thresholds, options)
     converted = time.perf_counter()
     metrics = {}

@@ -1,4 +1,5 @@
-"""DVC stage `eval_spatial`: accuracy, latency and spike statistics of the directly trained SNN at every T."""
+"""DVC stage `eval_spatial`: the directly trained SNN's accuracy, latency, spikes and energy at T_eval
+and at every T, and early exit, read off the stored simulation (simulate_spatial)."""
 
 from __future__ import annotations
 
@@ -6,20 +7,18 @@ import argparse
 import time
 from pathlib import Path
 
+from deepsnn.chip.loihi import ChipLayers, LoihiCosts
 from deepsnn.core import cli
 from deepsnn.core.data import DATASETS, load_prepared
-from deepsnn.evaluation.energy import count_macs
 from deepsnn.core.params import load_params
 from deepsnn.core.training import pick_device, to_float
-from deepsnn.direct.params import DIRECT
 from deepsnn.direct.spatial import load_spatial_model
-from deepsnn.evaluation.outputs import Evaluation, EvaluationPaths, write_evaluation
-from deepsnn.evaluation.simulate import plan_simulation, simulate_test_set
-from deepsnn.evaluation.stored import source_deps
-from deepsnn.evaluation.timing import hardware
+from deepsnn.evaluation.direct import DIRECT
+from deepsnn.evaluation.outputs import Evaluation, EvaluationPaths, check_horizon, write_evaluation
+from deepsnn.evaluation.simulation import StoredSimulation
+from deepsnn.evaluation.timing import hardware, measure_latency
 
 PARAMS = ["T_eval", "eval_spatial"]  # must match dvc.yaml
-STAGE = "eval_spatial"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,33 +26,30 @@ def main(argv: list[str] | None = None) -> None:
     cli.add_params_argument(parser)
     parser.add_argument("--data", type=Path, required=True, help="prepared data set (.pt)")
     parser.add_argument("--model", type=Path, required=True, help="checkpoint from train_spatial")
+    parser.add_argument("--simulation", type=Path, required=True, help="stored simulation from simulate_spatial")
     EvaluationPaths.add_arguments(parser)
     args = parser.parse_args(argv)
     paths = EvaluationPaths.from_args(args)
 
     params = load_params(args.params, DIRECT)
-    cfg, T_eval = params[STAGE], params["T_eval"]
+    T_eval = params["T_eval"]
     start = time.perf_counter()
+    stored = StoredSimulation.load(args.simulation, "simulate_spatial")
+    check_horizon(T_eval, stored, "eval_spatial", "simulate_spatial", args.simulation)
     device = pick_device()
     data = load_prepared(args.data)
     model, model_params = load_spatial_model(args.model, data)
     model.to(device)
-    plan = plan_simulation(STAGE, cfg, T_eval, len(data.classes), paths.simulation, source_deps(STAGE),
-                           [args.model, args.data], {"batch_size": cfg["batch_size"], "device": device.type})
-
-    def extra() -> dict:
-        example = to_float(data.test_images[:1].to(device))
-        # the first conv sees analog pixels; the ANN with the same synapses for the energy ratio
-        return {"analog_macs": count_macs(model.convs[0], example),
-                "ann_macs": count_macs(model.ann_equivalent(), example)}
-
-    sim, reused, latency = simulate_test_set(plan, model.step_outputs, model.spiking_layers, data, to_float, device,
-                                             extra)
+    latency = measure_latency(model.step_outputs, data.test_images[:stored.settings["batch_size"]], T_eval, device,
+                              to_float)
     trained = model_params["train_spatial"]
-    experiment = {"pipeline": "direct", "dataset": trained["dataset"], "architecture": trained["architecture"]}
-    title = f"Direct-trained SNN, {trained['architecture']} ({DATASETS[trained['dataset']].torchvision_name})"
-    write_evaluation(Evaluation(sim, data.test_labels, T_eval, latency, reused, hardware(device), title, "accuracy",
-                                start, experiment), paths)
+    experiment = {"pipeline": "direct", "dataset": data.name, "architecture": trained["architecture"]}
+    title = f"Direct-trained SNN, {trained['architecture']} ({DATASETS[data.name].torchvision_name})"
+    costs = LoihiCosts.read()
+    chip = ChipLayers.of(model.spiking_layers, [tuple(s) for s in stored.test.spikes["shapes"]], extra_neurons=0,
+                         costs=costs)
+    write_evaluation(Evaluation(stored, data.test_labels, T_eval, params["eval_spatial"], latency, hardware(device),
+                                title, "accuracy", start, experiment, chip, costs), paths)
 
 
 if __name__ == "__main__":

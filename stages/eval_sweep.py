@@ -1,4 +1,5 @@
-"""DVC stage `eval_sweep`: ANN accuracy, and SNN accuracy, latency and spike statistics at every T up to the horizon."""
+"""DVC stage `eval_sweep`: the conversion's accuracy, latency, spikes and energy at T_eval and at every
+T, early exit, and the temporal coding, read off the stored simulation (simulate_sweep)."""
 
 from __future__ import annotations
 
@@ -6,25 +7,23 @@ import argparse
 import time
 from pathlib import Path
 
-from deepsnn.conversion.ann.training import ann_accuracy, normalizer
-from deepsnn.conversion.chain_simulator import ChainSimulator
-from deepsnn.conversion.params import CONVERSION
-from deepsnn.conversion.correction_report import correction_table, low_T_metrics, plot_correction
-from deepsnn.conversion.snn import load_snn, load_snn_params
+from deepsnn.chip.loihi import ChipLayers, LoihiCosts
 from deepsnn.conversion.ann.networks import load_trained_ann
+from deepsnn.conversion.ann.training import normalizer
+from deepsnn.conversion.chain_simulator import ChainSimulator
+from deepsnn.conversion.correction_report import correction_table, low_T_metrics, plot_correction
+from deepsnn.conversion.params import CONVERSION
+from deepsnn.conversion.snn import load_snn, load_snn_params
 from deepsnn.core import cli
 from deepsnn.core.data import DATASETS, load_prepared
-from deepsnn.evaluation.energy import count_macs
 from deepsnn.core.params import load_params
 from deepsnn.core.training import pick_device
-from deepsnn.evaluation.outputs import Evaluation, EvaluationPaths, write_evaluation
-from deepsnn.evaluation.simulate import plan_simulation, simulate_dataset, simulate_test_set
-from deepsnn.evaluation.stored import source_deps
+from deepsnn.evaluation.outputs import Evaluation, EvaluationPaths, check_horizon, write_evaluation
+from deepsnn.evaluation.simulation import Simulation, StoredSimulation
 from deepsnn.evaluation.tables import write_csv
-from deepsnn.evaluation.timing import hardware
+from deepsnn.evaluation.timing import hardware, measure_latency
 
 PARAMS = ["T_eval", "eval_sweep"]  # must match dvc.yaml
-STAGE = "eval_sweep"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,55 +32,46 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, required=True, help="prepared data set (.pt)")
     parser.add_argument("--model", type=Path, required=True, help="ANN checkpoint from train_ann")
     parser.add_argument("--snn", type=Path, required=True, help="SNN checkpoint from convert")
+    parser.add_argument("--simulation", type=Path, required=True, help="stored simulation from simulate_sweep")
     EvaluationPaths.add_arguments(parser)
     parser.add_argument("--correction-curve", type=Path, required=True,
-                        help="CSV to write: per T accuracy of the ANN, the SNN and the SNN without its correction")
+                        help="CSV to write: per T accuracy of the ANN, the SNN and the SNN without its low-T correction")
     parser.add_argument("--correction-plot", type=Path, required=True, help="PNG to write: the same against T")
     args = parser.parse_args(argv)
     paths = EvaluationPaths.from_args(args)
 
     params = load_params(args.params, CONVERSION)
-    cfg, T_eval = params[STAGE], params["T_eval"]
+    T_eval = params["T_eval"]
     start = time.perf_counter()
+    stored = StoredSimulation.load(args.simulation, "simulate_sweep")
+    check_horizon(T_eval, stored, "eval_sweep", "simulate_sweep", args.simulation)
     device = pick_device()
     ann, ann_params = load_trained_ann(args.model)
-    snn = load_snn(args.snn, ann)
-    correction = load_snn_params(args.snn)["convert"]["correction"]
-    data = load_prepared(args.data)
-    ann.to(device)
-    snn.to(device)
-    # what changes the simulation: the code, model and data, and these settings (not the horizon or T_eval:
-    # a longer stored simulation answers for any shorter T)
-    plan = plan_simulation(STAGE, cfg, T_eval, len(data.classes), paths.simulation, source_deps(STAGE),
-                           [args.model, args.snn, args.data],
-                           {"batch_size": cfg["batch_size"], "compile": cfg["compile"], "device": device.type,
-                            "uncorrected_horizon": cfg["uncorrected_horizon"]})
-    simulator = ChainSimulator(snn, compile=cfg["compile"])  # SpikingJelly's loop minus repeated work
-    prepare = normalizer(ann_params["train_ann"]["dataset"])
+    data = load_prepared(args.data, expected=ann_params["dataset"])
+    snn = load_snn(args.snn, ann).to(device)
+    simulator = ChainSimulator(snn, compile=stored.settings["compile"])  # as simulate_sweep ran it
+    prepare = normalizer(data.name)
+    latency = measure_latency(simulator.step_outputs, data.test_images[:stored.settings["batch_size"]], T_eval, device,
+                              prepare)
 
-    def extra() -> dict:
-        example = prepare(data.test_images[:1].to(device))
-        kept = {"ann_accuracy": ann_accuracy(ann, data.test_images, data.test_labels, prepare, device),
-                "analog_macs": count_macs(simulator.prefix, example), "ann_macs": count_macs(ann, example)}
-        if correction != "none" and cfg["uncorrected_horizon"] > 0:  # the same SNN without its correction
-            uncorrected = ChainSimulator(load_snn(args.snn, ann, corrected=False).to(device), compile=cfg["compile"])
-            kept["uncorrected_predictions"] = simulate_dataset(
-                uncorrected.step_outputs, data.test_images, cfg["uncorrected_horizon"], cfg["batch_size"], device,
-                prepare, desc=f"{STAGE} without correction T<={cfg['uncorrected_horizon']}").predictions
-        return kept
-
-    sim, reused, latency = simulate_test_set(plan, simulator.step_outputs, simulator.spiking_layers, data, prepare,
-                                             device, extra)
-    ann_acc = sim.extra["ann_accuracy"]
     trained = ann_params["train_ann"]
-    experiment = {"pipeline": "conversion", "dataset": trained["dataset"], "architecture": trained["architecture"]}
-    title = f"{trained['architecture']} converted to an SNN ({DATASETS[trained['dataset']].torchvision_name})"
-    low_T = correction_table(sim.predictions, sim.extra.get("uncorrected_predictions"), data.test_labels, ann_acc)
+    experiment = {"pipeline": "conversion", "dataset": data.name, "architecture": trained["architecture"]}
+    title = f"{trained['architecture']} converted to an SNN ({DATASETS[data.name].torchvision_name})"
+    ann_acc = stored.extra["ann_accuracy"]
+    correction = load_snn_params(args.snn)["convert"]["correction"]
+    low_T = correction_table(stored.test.predictions, stored.extra.get("uncorrected_predictions"), data.test_labels,
+                             ann_acc)
     write_csv(low_T, args.correction_curve)
     plot_correction(low_T, args.correction_plot, title, correction)
-    write_evaluation(Evaluation(sim, data.test_labels, T_eval, latency, reused, hardware(device), title,
-                                "snn_accuracy", start, experiment, metrics={"ann_accuracy": round(ann_acc, 4), **low_T_metrics(low_T)},
-                                reference=("ANN", ann_acc)), paths)
+    costs = LoihiCosts.read()
+    chip = ChipLayers.of(simulator.spiking_layers, [tuple(s) for s in stored.test.spikes["shapes"]],
+                         extra_neurons=len(data.classes), costs=costs)  # the output layer's accumulators
+    coding = stored.extra.get("few_spikes")
+    coded = ("few_spikes", Simulation(**coding["simulation"]), coding["T"]) if coding else None
+    write_evaluation(Evaluation(stored, data.test_labels, T_eval, params["eval_sweep"], latency, hardware(device),
+                                title, "snn_accuracy", start, experiment, chip, costs,
+                                metrics={"ann_accuracy": round(ann_acc, 4), **low_T_metrics(low_T)},
+                                reference=("ANN", ann_acc), coded=coded), paths)
 
 
 if __name__ == "__main__":

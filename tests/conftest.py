@@ -113,7 +113,8 @@ def write_params(path: Path, base: dict | None = None, **overrides) -> Path:
 TINY_SPATIAL = {
     "train_spatial.epochs": 1, "train_spatial.batch_size": 16, "train_spatial.T_train": 2,
     "train_spatial.T_train_jitter": 1, "train_spatial.channels": 4,
-    "simulate_spatial.horizon": 5, "simulate_spatial.batch_size": 8, "T_eval": 3,
+    "simulate_spatial.horizon": 5, "simulate_spatial.batch_size": 8, "simulate_spatial.holdout_images": 8,
+    "T_eval": 3,
 }
 
 
@@ -122,6 +123,7 @@ TINY_CONVERSION = {"train_ann.epochs": 1, "train_ann.qcfs_clip_epochs": 0, "trai
                    "train_ann.precision": "fp32",
                    "calibrate.images": 12, "calibrate.batch_size": 6, "convert.correction_images": 12,
                    "simulate_sweep.horizon": 6, "simulate_sweep.batch_size": 4, "simulate_sweep.compile": False,
+                   "simulate_sweep.holdout_images": 8,
                    "T_eval": 4}
 
 TINY = {**TINY_SPATIAL, **TINY_CONVERSION}

@@ -23,7 +23,7 @@ from spikingjelly.activation_based.ann2snn.modules import VoltageScaler
 from torch import fx, nn
 
 from deepsnn.core.spiking import SpikingLayer
-from deepsnn.evaluation.energy import SpikeCounter
+from deepsnn.evaluation.energy import SpikeCounter, per_sample_totals
 from deepsnn.core.neurons import NeuronConfig, step
 
 
@@ -83,9 +83,9 @@ def if_layer_step(v: torch.Tensor, current: torch.Tensor, in_scale: torch.Tensor
                   out_scale: torch.Tensor | None, pool: int | None, config: NeuronConfig,
                   synapses: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor]:
     """One step of an IF layer and its scalers and pool, the same ops in the same order as the
-    SpikingJelly modules. Returns (the step's spike and SynOp totals [2] int64 if `synapses`,
-    the fan-out of each neuron, is given; the layer's output). Compiled, the two totals are
-    reductions fused into the same pass as the update."""
+    SpikingJelly modules. Returns (each sample's spike and SynOp totals of the step, [2, B] int64,
+    if `synapses`, the fan-out of each neuron, is given; the layer's output). Compiled, the totals
+    are reductions fused into the same pass as the update."""
     if in_scale is not None:
         current = current * in_scale
     spikes = step(v, current, config)
@@ -94,8 +94,7 @@ def if_layer_step(v: torch.Tensor, current: torch.Tensor, in_scale: torch.Tensor
         out = F.avg_pool2d(out, pool)
     if synapses is None:
         return None, out
-    fired = spikes.to(torch.int64)
-    return torch.stack((fired.sum(), (fired * synapses).sum())), out
+    return per_sample_totals(spikes, synapses), out
 
 
 class ChainSimulator:

@@ -13,7 +13,8 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from deepsnn.core.io import atomic_path  # noqa: E402
-from deepsnn.evaluation.tables import LOW_T, accuracy_curve  # noqa: E402
+from deepsnn.evaluation.simulation import accuracy_curve  # noqa: E402
+from deepsnn.evaluation.tables import LOW_T  # noqa: E402
 
 
 def correction_table(snn: torch.Tensor, uncorrected: torch.Tensor | None, labels: torch.Tensor,

@@ -1,10 +1,11 @@
 """The params.yaml sections of the conversion pipeline: train_ann (in ann/params.py), calibrate,
-convert, eval_sweep."""
+convert, and its evaluation's simulate_sweep and eval_sweep (deepsnn.evaluation.params)."""
 
 from __future__ import annotations
 
 from deepsnn.conversion.ann.params import TRAIN_ANN
-from deepsnn.core.params import INITIAL_POTENTIALS, RESETS, Bool, Choice, Float, Int, Pipeline, choice
+from deepsnn.core.params import INITIAL_POTENTIALS, RESETS, Bool, Choice, Either, Float, Int, IntList, Pipeline, choice
+from deepsnn.evaluation.params import EVALUATION, simulation_section
 
 CONVERSION = Pipeline("conversion", {
     **TRAIN_ANN.sections,
@@ -21,10 +22,10 @@ CONVERSION = Pipeline("conversion", {
         "correction_images": Int(min=1),  # training images the correction is fitted on
         "correction_T": Int(min=1),  # it matches the rates of t = 1 .. correction_T to the ANN
     },
-    "eval_sweep": {
-        "horizon": Int(min=1),  # the accuracy-vs-T curve is simulated up to max(horizon, T_eval)
-        "batch_size": Int(min=1),
-        "compile": Bool(),  # fuse each IF layer's elementwise work with torch.compile
-        "uncorrected_horizon": Int(min=0),  # with a correction, the SNN without it is also simulated up to here
-    },
+    "simulate_sweep": simulation_section(
+        compile=Bool(),  # fuse each IF layer's elementwise work with torch.compile (same results)
+        uncorrected_horizon=Int(min=0),  # with a correction, the SNN without it is also simulated up to here
+        temporal_coding=choice("none", "few_spikes"),  # also simulate the ANN with this coding (deepsnn.conversion.few_spikes)
+    ),
+    "eval_sweep": EVALUATION,
 }, TRAIN_ANN.relations)

@@ -128,7 +128,7 @@ def save_snn(snn: fx.GraphModule, ann_params: dict, thresholds: list[LayerThresh
              params: dict[str, Any], path: str | Path, initial_potentials: dict[str, torch.Tensor] | None = None) -> None:
     """Everything eval_sweep needs to rebuild the SNN without calibration data, with the corrected
     initial potentials if a correction ran (by IF-node name)."""
-    atomic_save({"state_dict": snn.state_dict(), "ann_params": ann_params,
+    atomic_save({"written_by": "convert", "state_dict": snn.state_dict(), "ann_params": ann_params,
                  "thresholds": [asdict(t) for t in thresholds], "options": asdict(options), "params": params,
                  "initial_potentials": initial_potentials or {}}, path)
 
@@ -142,6 +142,13 @@ def load_snn(path: str | Path, ann: nn.Module, corrected: bool = True) -> fx.Gra
     if corrected:
         set_initial_potentials(snn, saved.get("initial_potentials", {}))
     return snn
+
+
+def load_converted(path: str | Path, ann: nn.Module) -> fx.GraphModule:
+    """The SNN of `ann` as `convert` built it from the thresholds in `path`, before any low-T
+    correction or fine-tuning: the reference the low-T steps are measured against."""
+    saved = load_checkpoint(path, written_by="convert", keys=("state_dict", "thresholds", "options"))
+    return convert(ann, [LayerThreshold(**t) for t in saved["thresholds"]], SpikingOptions(**saved["options"]))
 
 
 def load_snn_params(path: str | Path) -> dict[str, Any]:

@@ -30,7 +30,7 @@ ENERGY_MAC_PJ = 4.6
 ENERGY_AC_PJ = 0.9
 
 
-def _structural(module: nn.Module):
+def structural(module: nn.Module):
     """The same connectivity with every weight 1 and no bias (pools sum instead of average),
     so that d(sum of outputs)/d(input) counts each input's synapses. None: passes values on."""
     if isinstance(module, nn.Conv2d):
@@ -60,7 +60,7 @@ def fan_out(downstream: list[nn.Module], neuron_shape: tuple[int, ...]) -> torch
     with torch.inference_mode(False), torch.enable_grad():  # simulators run under inference mode
         x = torch.zeros((1, *neuron_shape), device=weight.device, dtype=weight.dtype, requires_grad=True)
         out = x
-        for m in [m for m in map(_structural, downstream) if m is not None]:
+        for m in [m for m in map(structural, downstream) if m is not None]:
             out = m(out)
         (grad,) = torch.autograd.grad(out.sum(), x)
     return grad[0].detach()
@@ -92,79 +92,110 @@ def batch_sum(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, *inner).sum(0).permute(*[inner.index(d) for d in range(1, x.dim())])
 
 
-class SpikeCounter:
-    """Adds up spikes and SynOps of each spiking layer at each timestep over many batches.
+def per_sample_totals(spikes: torch.Tensor, synapses: torch.Tensor) -> torch.Tensor:
+    """[2, B] int64: each sample's spikes and SynOps (spikes x fan-out `synapses`) in one step of a
+    layer. Integer arithmetic, so exact; reduced over each sample's neurons in any memory order."""
+    fired = spikes.to(torch.int32)
+    dims = tuple(range(1, spikes.dim()))
+    return torch.stack((fired.sum(dims), (fired * synapses).sum(dims)))
 
-    `spikes[l, t]` and `synops[l, t]` are totals over all samples seen so far of layer l at
-    step t+1 (not cumulative in t); `neurons[l]` is the layer's size per sample. Counts are
-    integers (int64 on the device), so they are exact and equal whichever way they were summed."""
+
+class SpikeCounter:
+    """Adds up spikes and SynOps of each spiking layer at each timestep, per sample.
+
+    After `end_batch` of every batch, `state()` holds the totals over samples of layer l at step
+    t+1 (`spikes[l, t]`, `synops[l, t]`, not cumulative in t), each sample's totals over all layers
+    at step t+1 (`sample_spikes[t, n]`, `sample_synops[t, n]`: what early exit counts up to each
+    sample's own exit) and each layer's size per sample (`neurons[l]`). Counts are integers, so
+    they are exact and equal whichever way they were summed."""
 
     def __init__(self, layers: list[SpikingLayer], T: int):
         self.layers = layers
-        self.spikes = torch.zeros(len(layers), T, dtype=torch.float64)
-        self.synops = torch.zeros(len(layers), T, dtype=torch.float64)
+        self.T = T
         self.neurons = [0] * len(layers)
+        self.shapes: list[tuple[int, ...]] = [()] * len(layers)  # per sample
         self._fan_out: list[torch.Tensor | None] = [None] * len(layers)
         self._steps: list[list[torch.Tensor]] = [[] for _ in layers]
+        self._layer_totals = torch.zeros(len(layers), T, 2, dtype=torch.int64)
+        self._samples: list[torch.Tensor] = []  # per batch: [T, 2, B]
 
     def fan_out(self, layer: int, neuron_shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
-        """Synapses driven by each neuron of `layer` (int64, `neuron_shape`), worked out once."""
+        """Synapses driven by each neuron of `layer` (int32, `neuron_shape`), worked out once."""
         if self._fan_out[layer] is None:
             self.neurons[layer] = int(torch.Size(neuron_shape).numel())
+            self.shapes[layer] = tuple(neuron_shape)
             downstream = self.layers[layer].downstream
             synapses = fan_out(downstream, neuron_shape) if downstream else torch.zeros(neuron_shape)
-            self._fan_out[layer] = synapses.round().to(device=device, dtype=torch.int64)
+            self._fan_out[layer] = synapses.round().to(device=device, dtype=torch.int32)
         return self._fan_out[layer]
 
     def add(self, layer: int, totals: torch.Tensor) -> None:
-        """[spikes, SynOps] (int64) of `layer` at the next timestep of the current batch."""
+        """[2, B] int64 (spikes, SynOps per sample) of `layer` at the next timestep of the current batch."""
         self._steps[layer].append(totals)
 
     def record(self, layer: int, spikes: torch.Tensor) -> None:
         """The 0/1 (or bool) spikes [B, ...] of `layer` at the next timestep of the current batch."""
-        # summed as floats (exact below 2^24 samples a batch), then made integers: a sum with
-        # dtype=int64 would first copy the whole spike map to int64, ~18x slower on CPU
-        per_neuron = batch_sum(spikes).to(torch.int64)
-        synapses = self.fan_out(layer, tuple(per_neuron.shape), per_neuron.device)
-        self.add(layer, torch.stack((per_neuron.sum(), (per_neuron * synapses).sum())))
+        self.add(layer, per_sample_totals(spikes, self.fan_out(layer, tuple(spikes.shape[1:]), spikes.device)))
 
     def end_batch(self) -> None:
         """Fold the current batch's per-step totals in (one device sync per batch)."""
-        for layer, steps in enumerate(self._steps):
-            if steps:
-                spikes, synops = torch.stack(steps).double().cpu().unbind(1)
-                self.spikes[layer, :len(steps)] += spikes
-                self.synops[layer, :len(steps)] += synops
-            steps.clear()
+        steps = torch.stack([torch.stack(s) for s in self._steps]).cpu()  # [layers, T, 2, B]
+        if steps.shape[1] != self.T:
+            raise ValueError(f"the batch ran {steps.shape[1]} steps and the counter counts {self.T}")
+        self._layer_totals += steps.sum(-1)
+        self._samples.append(steps.sum(0))
+        for s in self._steps:
+            s.clear()
 
     def state(self) -> dict:
+        samples = torch.cat(self._samples, dim=-1)  # [T, 2, N]
         return {"names": [layer.name for layer in self.layers], "neurons": list(self.neurons),
-                "spikes": self.spikes, "synops": self.synops}
+                "shapes": [list(shape) for shape in self.shapes],
+                "spikes": self._layer_totals[..., 0], "synops": self._layer_totals[..., 1],
+                "sample_spikes": samples[:, 0].to(torch.int32), "sample_synops": samples[:, 1]}
 
 
 @dataclass
 class SpikeStats:
-    """Totals of one evaluation, enough to report any T up to the simulated one."""
+    """The spike counts of one simulation (`SpikeCounter.state()`), enough to report any T up to the
+    simulated one, or each sample's own T (early exit)."""
     names: list[str]
     neurons: list[int]  # per sample
-    spikes: torch.Tensor  # [layers, T] float64, summed over samples
+    spikes: torch.Tensor  # [layers, T] int64, summed over samples
     synops: torch.Tensor  # [layers, T]
-    samples: int
+    sample_spikes: torch.Tensor  # [T, N] int32, summed over layers
+    sample_synops: torch.Tensor  # [T, N] int64
     analog_macs: int  # per sample: layers fed analog values, computed once per image
     ann_macs: int  # per sample: the equivalent ANN
 
     @classmethod
-    def from_state(cls, state: dict, samples: int, analog_macs: int, ann_macs: int) -> SpikeStats:
+    def from_state(cls, state: dict, analog_macs: int, ann_macs: int) -> SpikeStats:
         """From `SpikeCounter.state()` (live or stored with a simulation)."""
-        return cls(state["names"], state["neurons"], state["spikes"], state["synops"], samples, analog_macs, ann_macs)
+        return cls(state["names"], state["neurons"], state["spikes"], state["synops"], state["sample_spikes"],
+                   state["sample_synops"], analog_macs, ann_macs)
+
+    @property
+    def samples(self) -> int:
+        return self.sample_spikes.shape[1]
 
     def synops_per_sample(self, T: int) -> torch.Tensor:
         """[T] total SynOps per sample to reach each t = 1..T."""
-        return self.synops[:, :T].sum(0).cumsum(0) / self.samples
+        return self.synops[:, :T].sum(0).cumsum(0).double() / self.samples
+
+    def spikes_per_sample(self, T: int) -> torch.Tensor:
+        """[T] total spikes per sample to reach each t = 1..T."""
+        return self.spikes[:, :T].sum(0).cumsum(0).double() / self.samples
 
     def energy_uj_per_sample(self, T: int) -> torch.Tensor:
-        """[T] estimated SNN energy per sample (microjoules) to reach each t = 1..T."""
-        return (self.analog_macs * ENERGY_MAC_PJ + self.synops_per_sample(T) * ENERGY_AC_PJ) * 1e-6
+        """[T] estimated SNN energy per sample (microjoules, 45 nm arithmetic) to reach each t = 1..T."""
+        return arithmetic_energy_uj(self.analog_macs, self.synops_per_sample(T))
+
+    def until(self, exits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each sample's spikes and SynOps [N] (float64) up to its own last step `exits[n]` (1-based):
+        nothing after a sample's exit is counted."""
+        steps = torch.arange(1, self.sample_spikes.shape[0] + 1).view(-1, 1)
+        kept = steps <= exits.view(1, -1)
+        return ((self.sample_spikes * kept).sum(0).double(), (self.sample_synops * kept).sum(0).double())
 
     def layer_table(self, T: int) -> list[dict]:
         """Per spiking layer at T: firing rate (spikes per neuron per timestep), spikes and SynOps per sample."""
@@ -179,20 +210,25 @@ class SpikeStats:
 
     def metrics(self, T: int) -> dict:
         """Flat metrics at T (keys do not depend on T)."""
-        spikes = float(self.spikes[:, :T].sum()) / self.samples
+        spikes = float(self.spikes_per_sample(T)[-1])
         snn_energy = float(self.energy_uj_per_sample(T)[-1])
         ann_energy = self.ann_macs * ENERGY_MAC_PJ * 1e-6
         return {
-            "mean_firing_rate": _significant(spikes / (sum(self.neurons) * T)),
-            "spikes_per_sample": _significant(spikes),
-            "synops_per_sample": _significant(float(self.synops_per_sample(T)[-1])),
+            "mean_firing_rate": significant(spikes / (sum(self.neurons) * T)),
+            "spikes_per_sample": significant(spikes),
+            "synops_per_sample": significant(float(self.synops_per_sample(T)[-1])),
             "analog_macs_per_sample": self.analog_macs,
             "ann_macs_per_sample": self.ann_macs,
-            "energy_uj_per_sample": _significant(snn_energy),
-            "ann_energy_uj_per_sample": _significant(ann_energy),
-            "energy_ratio": _significant(snn_energy / ann_energy),  # SNN / ANN: below 1, the SNN spends less
+            "energy_uj_per_sample": significant(snn_energy),
+            "ann_energy_uj_per_sample": significant(ann_energy),
+            "energy_ratio": significant(snn_energy / ann_energy),  # SNN / ANN: below 1, the SNN spends less
         }
 
 
-def _significant(x: float, digits: int = 5) -> float:
+def arithmetic_energy_uj(analog_macs: float, synops: torch.Tensor | float) -> torch.Tensor | float:
+    """The 45 nm arithmetic estimate (microjoules): analog MACs x 4.6 pJ + SynOps x 0.9 pJ."""
+    return (analog_macs * ENERGY_MAC_PJ + synops * ENERGY_AC_PJ) * 1e-6
+
+
+def significant(x: float, digits: int = 5) -> float:
     return float(f"{x:.{digits}g}")
