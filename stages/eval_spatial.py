@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     data = load_prepared(args.data)
     model, model_params = load_spatial_model(args.model, data)
     model.to(device)
-    latency = measure_latency(model.step_outputs, data.test_images[:stored.settings["batch_size"]], T_eval, device,
+    latency = measure_latency(model.step_outputs, data.test_images[:stored.settings["batch_size"]], stored.test.T, device,
                               to_float)
     trained = model_params["train_spatial"]
     experiment = {"pipeline": "direct", "dataset": data.name, "architecture": trained["architecture"]}

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     snn = load_snn(args.snn, ann).to(device)
     simulator = ChainSimulator(snn, compile=stored.settings["compile"])  # as simulate_sweep ran it
     prepare = normalizer(data.name)
-    latency = measure_latency(simulator.step_outputs, data.test_images[:stored.settings["batch_size"]], T_eval, device,
+    latency = measure_latency(simulator.step_outputs, data.test_images[:stored.settings["batch_size"]], stored.test.T, device,
                               prepare)
 
     trained = ann_params["train_ann"]

@@ -4,10 +4,12 @@ training images to the horizon, and store every image's summed output and spike 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from deepsnn.core import cli
 from deepsnn.core.data import load_prepared
+from deepsnn.core.io import write_json
 from deepsnn.core.params import ParamsError, load_params
 from deepsnn.core.training import pick_device, to_float
 from deepsnn.direct.spatial import load_spatial_model
@@ -25,7 +27,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, required=True, help="prepared data set (.pt)")
     parser.add_argument("--model", type=Path, required=True, help="checkpoint from train_spatial")
     parser.add_argument("--out", type=Path, required=True, help="simulation to write")
+    parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write (its time)")
     args = parser.parse_args(argv)
+    start = time.perf_counter()
 
     cfg = load_params(args.params, DIRECT)["simulate_spatial"]
     device = pick_device()
@@ -52,6 +56,8 @@ def main(argv: list[str] | None = None) -> None:
     StoredSimulation(test, held_out, data.train_labels[holdout], count_macs(model.convs[0], example),
                      count_macs(model.ann_equivalent(), example), {"batch_size": batch, "device": device.type}
                      ).save(args.out)
+    write_json({"simulated_T": horizon, "images": len(data.test_images) + cfg["holdout_images"],
+                "simulation_time_s": round(time.perf_counter() - start, 1)}, args.metrics)
     print(f"SNN {float(accuracy_curve(test.predictions, data.test_labels)[-1]):.2f}% at T={horizon}")
 
 

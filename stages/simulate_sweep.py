@@ -4,6 +4,7 @@ images to the horizon, and store every image's summed output and spike counts at
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import torch
@@ -16,6 +17,7 @@ from deepsnn.conversion.params import CONVERSION
 from deepsnn.conversion.snn import load_converted, load_snn, load_snn_params
 from deepsnn.core import cli
 from deepsnn.core.data import load_prepared
+from deepsnn.core.io import write_json
 from deepsnn.core.params import ParamsError, load_params
 from deepsnn.core.training import pick_device
 from deepsnn.evaluation.energy import count_macs
@@ -32,7 +34,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", type=Path, required=True, help="ANN checkpoint from train_ann")
     parser.add_argument("--snn", type=Path, required=True, help="SNN checkpoint from convert")
     parser.add_argument("--out", type=Path, required=True, help="simulation to write")
+    parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write (its time)")
     args = parser.parse_args(argv)
+    start = time.perf_counter()
 
     cfg = load_params(args.params, CONVERSION)["simulate_sweep"]
     device = pick_device()
@@ -78,6 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     StoredSimulation(test, held_out, data.train_labels[holdout], count_macs(simulator.prefix, example),
                      count_macs(ann, example), {"batch_size": batch, "compile": cfg["compile"], "device": device.type},
                      extra).save(args.out)
+    write_json({"simulated_T": horizon, "images": len(data.test_images) + cfg["holdout_images"],
+                "simulation_time_s": round(time.perf_counter() - start, 1)}, args.metrics)
     print(f"ANN {extra['ann_accuracy']:.2f}%; SNN {float(accuracy_curve(test.predictions, data.test_labels)[-1]):.2f}% "
           f"at T={horizon}")
 

@@ -19,7 +19,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+import torch
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -122,6 +124,7 @@ TINY_CONVERSION = {"train_ann.epochs": 1, "train_ann.qcfs_clip_epochs": 0, "trai
                    "train_ann.width": 1 / 16, "train_ann.lr": 0.05, "train_ann.compile": False,
                    "train_ann.precision": "fp32",
                    "calibrate.images": 12, "calibrate.batch_size": 6, "convert.correction_images": 12,
+                   "convert.holdout_images": 8, "convert.finetune_images": 16, "convert.finetune_batch_size": 8,
                    "simulate_sweep.horizon": 6, "simulate_sweep.batch_size": 4, "simulate_sweep.compile": False,
                    "simulate_sweep.holdout_images": 8,
                    "T_eval": 4}
@@ -168,6 +171,17 @@ def copy_repo(dest: Path, conversion: tuple[str, ...] = ("cifar10",), direct: tu
     return dest
 
 
+def run_download(out_dir: Path, datasets: tuple[str, ...] = ("mnist", "fashion_mnist", "cifar10")) -> Path:
+    """The download stage writing `datasets` from the test mirror into `out_dir` (as the experiments stage lists them)."""
+    from stages import download
+
+    listing = out_dir.parent / f"{out_dir.name}-experiments.json"
+    listing.parent.mkdir(parents=True, exist_ok=True)
+    listing.write_text(json.dumps({"conversion": [], "direct": [], "datasets": list(datasets)}))
+    download.main(["--experiments", str(listing), "--out-dir", str(out_dir), "--cache", str(out_dir.parent / "cache")])
+    return out_dir
+
+
 def dvc(repo: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run `dvc *args` in `repo` with the test's Python first on PATH.
 
@@ -196,6 +210,53 @@ def kill_queue_workers(repo: Path) -> None:
 
 def eval_args(out: Path, name: str = "eval") -> list[str]:
     """The output arguments of an evaluation stage, all written under `out`."""
-    return ["--simulation", str(out / f"{name}_simulation.pt"), "--metrics", str(out / f"{name}.json"),
-            "--curve", str(out / f"{name}.csv"), "--layers", str(out / f"{name}_layers.csv"),
+    return ["--metrics", str(out / f"{name}.json"), "--curve", str(out / f"{name}.csv"),
+            "--layers", str(out / f"{name}_layers.csv"), "--early-exit", str(out / f"{name}_early_exit.csv"),
             "--plot", str(out / f"{name}.png"), "--energy-plot", str(out / f"{name}_energy.png")]
+
+
+def read_outputs(out: Path, name: str = "eval") -> dict:
+    return {"metrics": json.loads((out / f"{name}.json").read_text()), "curve": pd.read_csv(out / f"{name}.csv"),
+            "layers": pd.read_csv(out / f"{name}_layers.csv"), "early_exit": pd.read_csv(out / f"{name}_early_exit.csv")}
+
+
+def run_conversion(out: Path, params: Path | list[Path], dataset: str = "cifar10", download: bool = True) -> dict:
+    """Every conversion stage's main(), as dvc.yaml runs them, with all files under `out`."""
+    from stages import calibrate, convert, eval_sweep, simulate_sweep, train_ann
+
+    if download:
+        run_download(out)
+    p = ["--params", *map(str, params if isinstance(params, list) else [params])]
+    data, ann, th, snn, sim = (str(out / n) for n in (f"{dataset}.pt", "ann.pt", "thresholds.csv", "snn.pt", "sim.pt"))
+    train_ann.main(p + ["--data", data, "--model", ann, "--curve", str(out / "ann.csv"), "--metrics", str(out / "ann.json")])
+    calibrate.main(p + ["--data", data, "--model", ann, "--thresholds", th, "--metrics", str(out / "calibrate.json")])
+    convert.main(p + ["--data", data, "--model", ann, "--thresholds", th, "--snn", snn, "--metrics", str(out / "convert.json")])
+    simulate_sweep.main(p + ["--data", data, "--model", ann, "--snn", snn, "--out", sim,
+                              "--metrics", str(out / "simulate.json")])
+    eval_sweep.main(p + ["--data", data, "--model", ann, "--snn", snn, "--simulation", sim] + eval_args(out)
+                    + ["--correction-curve", str(out / "low_T.csv"), "--correction-plot", str(out / "low_T.png")])
+    return {**read_outputs(out), "low_T": pd.read_csv(out / "low_T.csv"),
+            "convert": json.loads((out / "convert.json").read_text()),
+            "times": {name: json.loads((out / f"{name}.json").read_text()) for name in ("calibrate", "convert")},
+            "md5": {Path(path).name: md5(Path(path)) for path in (data, ann, th, snn, sim, out / "eval.png",
+                                                                  out / "eval_energy.png", out / "low_T.csv",
+                                                                  out / "low_T.png", out / "eval_early_exit.csv")}}
+
+
+def run_direct(out: Path, params: Path | list[Path], dataset: str = "mnist", download: bool = True) -> dict:
+    """Every direct-pipeline stage's main(), as dvc.yaml runs them, with all files under `out`."""
+    from stages import eval_spatial, simulate_spatial, train_spatial
+
+    if download:
+        run_download(out)
+    p = ["--params", *map(str, params if isinstance(params, list) else [params])]
+    data, model, sim = (str(out / n) for n in (f"{dataset}.pt", "spatial.pt", "sim.pt"))
+    train_spatial.main(p + ["--data", data, "--model", model, "--curve", str(out / "train.csv"),
+                            "--metrics", str(out / "train.json")])
+    simulate_spatial.main(p + ["--data", data, "--model", model, "--out", sim, "--metrics", str(out / "simulate.json")])
+    eval_spatial.main(p + ["--data", data, "--model", model, "--simulation", sim] + eval_args(out))
+    return {**read_outputs(out), "train": json.loads((out / "train.json").read_text()),
+            "state": torch.load(out / "spatial.pt")["state_dict"],
+            "md5": {Path(path).name: md5(Path(path)) for path in (data, model, sim, out / "eval_layers.csv",
+                                                                  out / "eval.png", out / "eval_energy.png",
+                                                                  out / "eval_early_exit.csv")}}

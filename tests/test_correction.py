@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import TINY_CONVERSION, write_params
+from conftest import TINY_CONVERSION, run_download, write_params
 from deepsnn.conversion.ann.networks import QCFS, VGG
 from deepsnn.conversion.calibration import activation_layers, calibrate_thresholds
 from deepsnn.conversion.chain_simulator import ChainSimulator
@@ -122,7 +122,7 @@ def test_bad_correction_params_fail_before_any_work(mirror, tmp_path):
     params = write_params(tmp_path / "params.yaml", **{**TINY_CONVERSION, "convert.correction_images": 10 ** 6})
     out = tmp_path / "out"
     p = ["--params", str(params)]
-    download.main(p + ["--out-dir", str(out), "--cache", str(tmp_path / "cache")])
+    run_download(out)
     data, ann, th = str(out / "cifar10.pt"), str(out / "ann.pt"), str(out / "t.csv")
     train_ann.main(p + ["--data", data, "--model", ann, "--curve", str(out / "c.csv"), "--metrics", str(out / "m.json")])
     calibrate.main(p + ["--data", data, "--model", ann, "--thresholds", th, "--metrics", str(out / "k.json")])

@@ -13,10 +13,11 @@ import pytest
 import torch
 import torchvision
 
-from deepsnn.core import data as data_mod
-from deepsnn.core.data import DataError, fetch, load_prepared, read_raw, save_prepared
+from deepsnn import download as data_mod
+from deepsnn.core.data import DATASETS, DataError, load_prepared, save_prepared
+from deepsnn.download import fetch, read_raw
 
-from conftest import write_params
+from conftest import run_download, write_params
 from stages import download as download_stage
 
 
@@ -67,7 +68,7 @@ def test_bad_mirror_file_fails_clearly_and_writes_nothing(mirror, tmp_path, caps
     params = write_params(tmp_path / "params.yaml")
     out_dir = tmp_path / "data"
     with pytest.raises(DataError, match="t10k-images-idx3-ubyte") as err:
-        download_stage.main(["--params", str(params), "--out-dir", str(out_dir), "--cache", str(tmp_path / "c")])
+        run_download(out_dir)
     assert ("content check failed" in str(err.value)) == (how == "wrong_content")
     assert not (out_dir / "mnist.pt").exists()
     assert not list(out_dir.glob(".*tmp")), "no temporary leftovers"
@@ -157,7 +158,7 @@ def test_a_content_table_without_the_set_is_refused(mirror, tmp_path, monkeypatc
 
 
 def test_builtin_tables_cover_real_sets():
-    assert set(data_mod.CONTENT_SHA256) == {"mnist", "fashion_mnist", "cifar10"} == set(data_mod.DATASETS)
+    assert set(data_mod.CONTENT_SHA256) == {"mnist", "fashion_mnist", "cifar10"} == set(DATASETS)
     for table in data_mod.CONTENT_SHA256.values():
         assert all(len(h) == 64 and int(h, 16) >= 0 for h in table.values())
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, TINY_CONVERSION, TINY_SPATIAL, write_params
+from conftest import REPO, TINY_CONVERSION, TINY_SPATIAL, run_download, write_params
 from deepsnn.core.data import load_prepared
 from deepsnn.core.params import load_params
 from deepsnn.core.training import seed_everything
@@ -26,8 +26,7 @@ def prepare(mirror_tmp: Path, architecture: str = "cnn3") -> tuple[Path, Path]:
     # 40 images in global batches of 16 (slices of 8 and 8; the last batch 8 = 4 + 4), 2 epochs
     params = write_params(mirror_tmp / "params.yaml", **{**TINY_SPATIAL, "train_spatial.epochs": 2,
                                                          "train_spatial.architecture": architecture})
-    download.main(["--params", str(params), "--out-dir", str(mirror_tmp / "data"),
-                   "--cache", str(mirror_tmp / "cache")])
+    run_download(mirror_tmp / "data")
     return params, mirror_tmp / "data" / "mnist.pt"
 
 
@@ -86,7 +85,7 @@ def test_two_gloo_processes_train_the_ann_of_one(mirror, tmp_path):
     params = write_params(tmp_path / "params.yaml", **{
         **TINY_CONVERSION, "train_ann.epochs": 2, "train_ann.qcfs_clip_epochs": 1, "train_ann.activation": "relu",
         "train_ann.batch_size": 4, "train_ann.precision": "fp32"})
-    download.main(["--params", str(params), "--out-dir", str(tmp_path / "data"), "--cache", str(tmp_path / "cache")])
+    run_download(tmp_path / "data")
     data = tmp_path / "data" / "cifar10.pt"
     script = REPO / "stages" / "train_ann.py"
     runs = {}

@@ -20,7 +20,7 @@ def synops_of_one_step(downstream: list[nn.Module], spikes: torch.Tensor) -> flo
     counter = SpikeCounter([SpikingLayer("layer", downstream)], T=1)
     counter.record(0, spikes)
     counter.end_batch()
-    return float(counter.synops[0, 0])
+    return float(counter.state()["synops"][0, 0])
 
 
 def spike_map(shape: tuple[int, ...], positions: list[tuple[int, ...]]) -> torch.Tensor:
@@ -80,7 +80,7 @@ def test_synops_grow_linearly_in_T_for_a_constant_rate():
     for _ in range(T):
         counter.record(0, step(v, current, NeuronConfig()))
     counter.end_batch()
-    stats = SpikeStats.from_state(counter.state(), samples=4, analog_macs=0, ann_macs=1)
+    stats = SpikeStats.from_state(counter.state(), analog_macs=0, ann_macs=1)
     per_step = float(fan_out([conv], (2, 5, 5)).sum())
     assert stats.synops_per_sample(T).tolist() == [per_step * t for t in range(1, T + 1)]
     assert stats.layer_table(T)[0]["firing_rate"] == 1.0
@@ -96,11 +96,15 @@ def test_zero_image_through_a_bias_free_converted_vgg_gives_zero_spikes_and_syno
     simulator = ChainSimulator(convert(model, calibrate_thresholds(model, [calibration], "max"), SpikingOptions()))
     counter = SpikeCounter(simulator.spiking_layers, T=6)
     simulator.step_outputs(torch.zeros(2, 3, 32, 32), 6, counter=counter)
-    assert counter.synops.sum() == 0 and counter.spikes.sum() == 0
+    state = counter.state()
+    assert state["synops"].sum() == 0 and state["spikes"].sum() == 0
     assert len(simulator.spiking_layers) == 15 and all(n > 0 for n in counter.neurons)
-    # the same network on real input does spike
+    # the same network on real input does spike, and each image's counts add up to the layers' totals
     simulator.step_outputs(calibration[:2], 6, counter=counter)
-    assert counter.synops.sum() > 0
+    state = counter.state()
+    assert state["synops"].sum() > 0 and state["sample_synops"].shape == (6, 4)
+    assert state["sample_synops"][:, :2].sum() == 0
+    assert state["sample_synops"].sum() == state["synops"].sum() and state["sample_spikes"].sum() == state["spikes"].sum()
 
 
 def test_macs_and_energy():
@@ -111,7 +115,7 @@ def test_macs_and_energy():
     for _ in range(2):
         counter.record(0, torch.ones(1, 10))
     counter.end_batch()
-    stats = SpikeStats.from_state(counter.state(), samples=1, analog_macs=100, ann_macs=1000)
+    stats = SpikeStats.from_state(counter.state(), analog_macs=100, ann_macs=1000)
     m = stats.metrics(T=2)
     assert m["synops_per_sample"] == 2 * 10 * 7
     assert m["energy_uj_per_sample"] == pytest.approx((100 * ENERGY_MAC_PJ + 140 * ENERGY_AC_PJ) * 1e-6, abs=1e-4)
@@ -127,5 +131,20 @@ def test_spike_counts_do_not_depend_on_the_memory_layout():
         counter = SpikeCounter([SpikingLayer("l", [conv])], T=1)
         counter.record(0, tensor)
         counter.end_batch()
-        counts.append((counter.spikes.item(), counter.synops.item()))
+        state = counter.state()
+        counts.append((state["spikes"].item(), state["synops"].item(), state["sample_synops"].tolist()))
     assert counts[0] == counts[1] and counts[0][0] == spikes.sum().item()
+
+
+def test_spikes_after_an_images_exit_are_not_counted():
+    linear = nn.Linear(3, 2)
+    counter = SpikeCounter([SpikingLayer("l", [linear])], T=3)
+    # image 0 fires one neuron every step, image 1 all three neurons every step
+    for _ in range(3):
+        counter.record(0, torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0]]))
+    counter.end_batch()
+    stats = SpikeStats.from_state(counter.state(), analog_macs=0, ann_macs=1)
+    spikes, synops = stats.until(torch.tensor([1, 2]))  # image 0 exits after step 1, image 1 after step 2
+    assert spikes.tolist() == [1, 6] and synops.tolist() == [2, 12]
+    spikes, synops = stats.until(torch.tensor([3, 3]))
+    assert spikes.tolist() == [3, 9] and synops.sum() == stats.synops.sum()

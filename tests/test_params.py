@@ -9,8 +9,8 @@ import yaml
 
 from conftest import REPO, committed_params, write_params
 from deepsnn.conversion.params import CONVERSION
-from deepsnn.core.params import ParamsError, load_params, validate_params
-from deepsnn.direct.params import DIRECT
+from deepsnn.core.params import SECTIONS, ParamsError, check_dataset, load_params, validate_params
+from deepsnn.evaluation.direct import DIRECT
 
 
 def test_committed_params_are_valid():
@@ -40,13 +40,15 @@ def with_change(path: str, value, delete: bool = False) -> dict:
     ("train_spatial.T_train", 0, r"train_spatial.T_train: 0 is out of range"),
     ("train_spatial.neuron", "izhikevich", r"train_spatial.neuron: 'izhikevich' is not allowed; allowed: if, lif"),
     ("train_spatial.method", "tbptt", r"train_spatial.method: 'tbptt' is not allowed; allowed: spatial, bptt"),
-    ("train_spatial.dataset", "cifar100", r"allowed: mnist, fashion_mnist"),
+    ("conversion", "cifar10", r"conversion: expected a list of data set names"),
     ("train_spatial.architecture", "resnet18", r"train_spatial.architecture: 'resnet18' is not allowed; allowed: cnn3, vgg7"),
     ("train_spatial.lr", 0, r"train_spatial.lr: 0.0 is out of range; allowed: numbers in \(0.0, inf\]"),
     ("train_spatial.lr", "fast", r"train_spatial.lr: expected a number"),
-    ("train_spatial.extra_knob", 1, r"train_spatial.extra_knob: unknown key; allowed keys here: dataset, "),
+    ("train_spatial.extra_knob", 1, r"train_spatial.extra_knob: unknown key; allowed keys here: architecture, "),
     ("T_evaluation", 40, r"T_evaluation: unknown key"),
     ("eval_spatial", [1, 2], r"eval_spatial: expected a mapping"),
+    ("eval_spatial.early_exit_margin", "soon", r"eval_spatial.early_exit_margin: 'soon' is not allowed; allowed: numbers in \[0.0, inf\] or auto"),
+    ("simulate_sweep.temporal_coding", "burst", r"simulate_sweep.temporal_coding: 'burst' is not allowed; allowed: none, few_spikes"),
 ])
 def test_bad_values_are_named(path, value, expected):
     with pytest.raises(ParamsError, match=expected):
@@ -55,6 +57,7 @@ def test_bad_values_are_named(path, value, expected):
 
 @pytest.mark.parametrize("path, expected", [
     ("eval_spatial", "eval_spatial: missing section"),
+    ("simulate_spatial.max_hours", "simulate_spatial.max_hours: missing key"),
     ("T_eval", "T_eval: missing key"),
     ("train_spatial.epochs", "train_spatial.epochs: missing key"),
 ])
@@ -92,25 +95,75 @@ def test_jitter_must_leave_T_positive(tmp_path):
         load_params(params, DIRECT)
 
 
-def test_a_later_params_file_replaces_whole_top_level_keys(tmp_path):
-    """`--params A B`: B's top-level keys replace A's (whole sections), so an experiment file can
-    hold just the sections it changes and share everything else, T_eval included."""
+def test_an_experiment_file_is_merged_key_by_key(tmp_path):
+    """`--params params.yaml experiments/x.yaml`: x's keys replace params.yaml's one by one, at any
+    depth, so an experiment's file lists only what differs; T_eval and seed stay params.yaml's."""
     root = write_params(tmp_path / "params.yaml", T_eval=40)
-    sections = yaml.safe_load(root.read_text())
     over = tmp_path / "over.yaml"
-    over.write_text(yaml.safe_dump({"train_spatial": {**sections["train_spatial"], "dataset": "fashion_mnist"}}))
+    over.write_text(yaml.safe_dump({"train_spatial": {"architecture": "vgg7", "epochs": 2}, "eval_spatial": {}}))
     merged = load_params([root, over], CONVERSION, DIRECT)
-    assert merged["T_eval"] == 40 and merged["train_spatial"]["dataset"] == "fashion_mnist"
-    assert merged["train_ann"] == sections["train_ann"]
-    with pytest.raises(ParamsError, match="seed: missing key"):  # B alone is not a whole params file
-        load_params(over, CONVERSION, DIRECT)
+    defaults = yaml.safe_load(root.read_text())
+    assert merged["T_eval"] == 40 and merged["train_spatial"]["architecture"] == "vgg7"
+    assert merged["train_spatial"]["epochs"] == 2
+    assert {k: v for k, v in merged["train_spatial"].items() if k not in ("architecture", "epochs")} == \
+        {k: v for k, v in defaults["train_spatial"].items() if k not in ("architecture", "epochs")}
+    assert merged["eval_spatial"] == defaults["eval_spatial"]
 
 
-def test_comparison_params_read_over_the_root_ones_share_T_eval(tmp_path):
-    root = write_params(tmp_path / "params.yaml", T_eval=40)
-    merged = load_params([root, REPO / "comparison" / "params.yaml"], CONVERSION, DIRECT)
-    assert merged["T_eval"] == 40
-    assert (merged["train_ann"]["dataset"], merged["train_ann"]["architecture"]) == ("mnist", "cnn3")
-    assert (merged["train_spatial"]["dataset"], merged["train_spatial"]["architecture"]) == ("cifar10", "vgg7")
-    with pytest.raises(ParamsError, match="T_eval: missing key"):  # it is the root's to set
-        load_params(REPO / "comparison" / "params.yaml", CONVERSION, DIRECT)
+@pytest.mark.parametrize("content, expected", [
+    ({"T_eval": 40}, r"over.yaml: T_eval: only .*params.yaml sets it"),
+    ({"seed": 1}, r"over.yaml: seed: only .*params.yaml sets it"),
+    ({"chip": {}}, r"over.yaml: chip: only .*params.yaml sets it"),
+    ({"train_spatail": {}}, r"over.yaml: train_spatail: unknown section; an experiment's file holds only sections"),
+    ({"train_spatial": 3}, r"over.yaml: train_spatial: expected a mapping of the keys that differ"),
+    ({"train_spatial": {"epoch": 3}}, r"train_spatial.epoch: unknown key"),
+])
+def test_bad_experiment_files_are_named(tmp_path, content, expected):
+    over = tmp_path / "over.yaml"
+    over.write_text(yaml.safe_dump(content))
+    with pytest.raises(ParamsError, match=expected):
+        load_params([REPO / "params.yaml", over], CONVERSION, DIRECT)
+
+
+def test_the_committed_experiments_are_valid():
+    params = committed_params()
+    for pipeline, schema in (("conversion", CONVERSION), ("direct", DIRECT)):
+        for dataset in params[pipeline]:
+            merged = load_params([REPO / "params.yaml", REPO / "experiments" / f"{pipeline}-{dataset}.yaml"], schema)
+            check_dataset(merged, dataset, schema)
+
+
+def experiments_stage(tmp_path, params: dict, files: dict[str, dict]) -> dict:
+    from stages import experiments
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    for name, content in files.items():
+        (folder / name).write_text(yaml.safe_dump(content))
+    return experiments.check_experiments(tmp_path / "params.yaml", folder)
+
+
+ALL_SECTIONS = {"conversion-cifar10.yaml": dict.fromkeys(SECTIONS["conversion"], {}),
+                "direct-mnist.yaml": dict.fromkeys(SECTIONS["direct"], {})}
+
+
+def test_the_experiments_stage_lists_experiments_and_data_sets(tmp_path):
+    params = {**committed_params(), "conversion": ["cifar10"], "direct": ["mnist"]}
+    listed = experiments_stage(tmp_path, params, ALL_SECTIONS)
+    assert listed == {"conversion": ["cifar10"], "direct": ["mnist"], "datasets": ["cifar10", "mnist"]}
+
+
+@pytest.mark.parametrize("change, files, expected", [
+    ({"learning_rate": 0.1}, ALL_SECTIONS, r"learning_rate: unknown key; allowed keys here: seed, T_eval, conversion"),
+    ({"direct": ["mnist", "cifar100"]}, ALL_SECTIONS, r"direct: 'cifar100' is not a data set; allowed: mnist"),
+    ({"direct": ["mnist", "mnist"]}, ALL_SECTIONS, r"names a data set twice"),
+    ({"direct": ["mnist", "cifar10"]}, ALL_SECTIONS, r"direct-cifar10.yaml must exist"),
+    ({}, {**ALL_SECTIONS, "direct-mnist.yaml": {"train_spatial": {}, "eval_spatial": {}}},
+     r"direct-mnist.yaml: missing section simulate_spatial \(dvc.yaml's stages declare it; write `simulate_spatial: \{\}`"),
+])
+def test_the_experiments_stage_refuses_what_no_other_stage_would_see(tmp_path, change, files, expected):
+    """An unknown top-level key is declared by no stage but `experiments`, which declares the whole file."""
+    params = {**committed_params(), "conversion": ["cifar10"], "direct": ["mnist"], **change}
+    with pytest.raises(ParamsError, match=expected):
+        experiments_stage(tmp_path, params, files)

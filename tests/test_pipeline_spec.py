@@ -1,11 +1,12 @@
-"""dvc.yaml and the code agree: each stage declares exactly the params it reads, runs its own
-script, and no training stage depends on T_eval (changing it re-runs evaluation only)."""
+"""dvc.yaml and the code agree: each stage is written once (foreach over an experiment list in
+params.yaml), declares exactly the params it reads from params.yaml and from its experiment's
+file, runs its own script, depends on every module it runs, and no training stage depends on
+T_eval (changing it re-runs evaluation only)."""
 
 from __future__ import annotations
 
 import ast
 import importlib
-import re
 from pathlib import Path
 
 import yaml
@@ -13,20 +14,41 @@ import yaml
 from conftest import REPO
 
 SPEC = yaml.safe_load((REPO / "dvc.yaml").read_text())
-STAGES = {name: stage for name, stage in SPEC["stages"].items() if not name.startswith("comparison_")}
-COMPARISON = {name.removeprefix("comparison_"): stage for name, stage in SPEC["stages"].items()
-              if name.startswith("comparison_")}
+STAGES = {name: stage.get("do", stage) for name, stage in SPEC["stages"].items()}
+EXPERIMENT_LISTS = {name: stage["foreach"] for name, stage in SPEC["stages"].items() if "foreach" in stage}
+CONVERSION = ("train_ann", "calibrate", "convert", "simulate_sweep", "eval_sweep")
+DIRECT = ("train_spatial", "simulate_spatial", "eval_spatial")
 
 
 def test_pipeline_shape():
-    assert set(STAGES) == {"download", "train_ann", "calibrate", "convert", "eval_sweep", "train_spatial", "eval_spatial"}
-    assert list(SPEC["stages"]) == list(STAGES) + [f"comparison_{name}" for name in STAGES]
+    assert list(STAGES) == ["experiments", "download", *CONVERSION[:1], *DIRECT[:1], *CONVERSION[1:], *DIRECT[1:]]
+    assert EXPERIMENT_LISTS == {**{n: "${conversion}" for n in CONVERSION}, **{n: "${direct}" for n in DIRECT}}
+
+
+def params_of(stage: dict) -> tuple[list[str], dict[str, list[str]]]:
+    """A stage's params.yaml keys and its other params files' keys."""
+    plain = [p for p in stage.get("params", []) if isinstance(p, str)]
+    files = {k: v for p in stage.get("params", []) if isinstance(p, dict) for k, v in p.items()}
+    return plain, files
+
+
+def params_read_by(name: str) -> list[str]:
+    """What a stage script reads: its PARAMS, or a training stage's seed and section (core.train_stage)."""
+    module = importlib.import_module(f"stages.{name}")
+    return module.PARAMS if hasattr(module, "PARAMS") else ["seed", module.TRAINER.stage]
 
 
 def test_each_stage_declares_exactly_the_params_its_script_reads():
-    for name, stage in STAGES.items():
-        module = importlib.import_module(f"stages.{name}")
-        assert sorted(stage.get("params", [])) == sorted(module.PARAMS), name
+    for name in (*CONVERSION, *DIRECT):
+        read = params_read_by(name)
+        plain, files = params_of(STAGES[name])
+        pipeline = "conversion" if name in CONVERSION else "direct"
+        assert sorted(plain) == sorted(read), name
+        # the experiment's file holds its sections, not params.yaml's top-level keys
+        assert files == {f"experiments/{pipeline}-${{item}}.yaml": [p for p in read if p not in ("seed", "T_eval")]}, name
+        assert f"--params params.yaml experiments/{pipeline}-${{item}}.yaml " in STAGES[name]["cmd"], name
+    # the checking stage declares the whole of params.yaml: any change there runs it first
+    assert STAGES["experiments"]["params"] == [{"params.yaml": None}]
 
 
 def outputs() -> set[str]:
@@ -48,9 +70,35 @@ def test_each_stage_runs_its_own_script_and_depends_on_it():
                 assert (REPO / dep).exists(), f"{name}: missing dep {dep}"
 
 
+def test_outputs_are_ordinary_and_each_experiment_has_its_own_folder():
+    """DVC caches every output (no persist: DVC, not project code, decides what re-runs); an
+    experiment's outputs live under <pipeline>-${item}/."""
+    for name, stage in STAGES.items():
+        for kind in ("outs", "metrics", "plots"):
+            for out in stage.get(kind, []):
+                path, options = (next(iter(out.items())) if isinstance(out, dict) else (out, {}))
+                assert "persist" not in (options or {}), (name, path)
+                if name in CONVERSION:
+                    assert "/conversion-${item}/" in path, (name, path)
+                elif name in DIRECT:
+                    assert "/direct-${item}/" in path, (name, path)
+
+
+def test_no_module_reads_dvc_yaml():
+    """No code opens dvc.yaml (a string that is its path, outside docstrings): DVC reads it, not us."""
+    for path in [*REPO.glob("src/deepsnn/**/*.py"), *REPO.glob("stages/*.py")]:
+        tree = ast.parse(path.read_text())
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and node.body
+                      and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+        named = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                 and n.value.endswith("dvc.yaml") and id(n) not in docstrings]
+        assert not named, (path, named)
+
+
 def test_T_eval_reaches_evaluation_only():
     for name, stage in STAGES.items():
-        reads_T_eval = "T_eval" in stage.get("params", [])
+        reads_T_eval = "T_eval" in params_of(stage)[0]
         assert reads_T_eval == name.startswith("eval"), name
 
 
@@ -94,17 +142,17 @@ def covered(file: str, deps: list[str]) -> bool:
 
 def test_the_import_walk_finds_transitive_modules():
     files = files_run_by(REPO / "stages/eval_sweep.py")
-    # eval_sweep -> conversion.snn -> conversion.ann.vgg -> core.checkpoint -> core.io
+    # eval_sweep -> conversion.snn -> conversion.ann.networks -> core.checkpoint -> core.io
     assert {"src/deepsnn/__init__.py", "src/deepsnn/conversion/ann/__init__.py", "src/deepsnn/core/io.py",
-            "src/deepsnn/conversion/ann/networks.py", "src/deepsnn/evaluation/stored.py"} <= files
+            "src/deepsnn/conversion/ann/networks.py", "src/deepsnn/evaluation/simulation.py"} <= files
     assert not any(f.startswith("src/deepsnn/direct/") for f in files)
 
 
 def test_a_missing_dep_is_found():
     deps = [d for d in STAGES["eval_spatial"]["deps"] if d != "src/deepsnn/evaluation"]
     missing = {f for f in files_run_by(REPO / "stages/eval_spatial.py") if not covered(f, deps)}
-    assert {"src/deepsnn/evaluation/__init__.py", "src/deepsnn/evaluation/simulate.py",
-            "src/deepsnn/evaluation/stored.py"} <= missing
+    assert {"src/deepsnn/evaluation/__init__.py", "src/deepsnn/evaluation/simulation.py",
+            "src/deepsnn/evaluation/outputs.py"} <= missing
 
 
 def test_stage_deps_cover_every_package_module_they_run():
@@ -115,38 +163,16 @@ def test_stage_deps_cover_every_package_module_they_run():
 
 
 def test_one_pipeline_never_depends_on_the_other():
-    conversion = {"download", "train_ann", "calibrate", "convert", "eval_sweep"}
     for name, stage in STAGES.items():
-        other = "src/deepsnn/direct" if name in conversion else "src/deepsnn/conversion"
-        assert not any(dep.startswith(other) for dep in stage["deps"]), name
-    # and training never re-runs for a change to evaluation code or to calibration and conversion
+        other = "src/deepsnn/direct" if name in CONVERSION else "src/deepsnn/conversion"
+        if name in (*CONVERSION, *DIRECT):
+            assert not any(dep.startswith(other) for dep in stage["deps"]), name
+    # training never re-runs for a change to evaluation, calibration, conversion or download code
     for name in ("train_ann", "train_spatial"):
-        assert not any(dep.startswith("src/deepsnn/evaluation") for dep in STAGES[name]["deps"]), name
+        assert not any(dep.startswith(("src/deepsnn/evaluation", "src/deepsnn/chip", "src/deepsnn/download"))
+                       for dep in STAGES[name]["deps"]), name
     assert covered("src/deepsnn/conversion/ann/networks.py", STAGES["train_ann"]["deps"])
     assert not covered("src/deepsnn/conversion/snn.py", STAGES["train_ann"]["deps"])
-
-
-def test_comparison_stages_are_the_default_ones_on_their_own_params():
-    """The comparison_* stages run the same scripts with the same code deps on comparison/params.yaml
-    read over params.yaml (T_eval stays the root's), their artifacts under comparison/, so they
-    cannot drift from the default stages; their data set files are comparison/params.yaml's."""
-    comparison_params = yaml.safe_load((REPO / "comparison" / "params.yaml").read_text())
-    datasets = {"${train_ann.dataset}": comparison_params["train_ann"]["dataset"],
-                "${train_spatial.dataset}": comparison_params["train_spatial"]["dataset"]}
-
-    def moved(text: str) -> str:  # a default stage's artifact path(s) as the comparison stage has them
-        for variable, dataset in datasets.items():
-            text = text.replace(variable, dataset)
-        return re.sub(r"(?<![\w/])(data|models|metrics|plots)/", r"comparison/\1/", text)
-
-    assert list(COMPARISON) == list(STAGES)
+    # the download code is the download stage's alone
     for name, stage in STAGES.items():
-        other = COMPARISON[name]
-        assert other["deps"] == [d if d.startswith(("stages/", "src/")) else moved(d) for d in stage["deps"]], name
-        cmd = (moved(stage["cmd"]).replace("--params params.yaml", "--params params.yaml comparison/params.yaml")
-               .replace("--out-dir data", "--out-dir comparison/data --cache data/downloads"))
-        assert other["cmd"] == cmd, name
-        own = [p for p in stage["params"] if p != "T_eval"]
-        assert other["params"] == ["T_eval"] * ("T_eval" in stage["params"]) + [{"comparison/params.yaml": own}], name
-        for kind in ("outs", "metrics", "plots"):
-            assert yaml.safe_load(moved(yaml.safe_dump(stage.get(kind)))) == other.get(kind), (name, kind)
+        assert covered("src/deepsnn/download.py", stage["deps"]) == (name == "download"), name

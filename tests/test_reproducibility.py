@@ -10,12 +10,13 @@ import pytest
 import torch
 import torchvision
 
-from conftest import REPO, TINY_CONVERSION, TINY_SPATIAL, eval_args, write_params
+from conftest import REPO, TINY_CONVERSION, TINY_SPATIAL, eval_args, run_download, write_params
 from deepsnn.conversion.ann.networks import load_trained_ann
 from deepsnn.conversion.params import CONVERSION
 from deepsnn.core import cli
 from deepsnn.core.checkpoint import CheckpointError
-from deepsnn.core.data import DataError, fetch
+from deepsnn.core.data import DataError
+from deepsnn.download import fetch
 from deepsnn.core.params import load_params
 from deepsnn.direct.spatial import load_spatial_model
 from deepsnn.evaluation.simulate import SimulationTooLarge, check_fits, simulation_bytes
@@ -57,7 +58,7 @@ def test_stored_simulation_is_reused_unless_a_dep_of_the_stage_changes(mirror, t
     monkeypatch.chdir(repo)  # the stage reads its deps from ./dvc.yaml, as under `dvc repro`
     out = tmp_path / "out"
     params = write_params(tmp_path / "params.yaml", **TINY_SPATIAL)
-    download.main(["--params", str(params), "--out-dir", str(out), "--cache", str(tmp_path / "cache")])
+    run_download(out)
     common = ["--params", str(params), "--data", str(out / "mnist.pt"), "--model", str(out / "spatial.pt")]
     train_spatial.main(common + ["--curve", str(out / "t.csv"), "--metrics", str(out / "t.json")])
 
@@ -86,7 +87,7 @@ def test_stored_simulation_is_reused_unless_a_dep_of_the_stage_changes(mirror, t
 def test_a_T_eval_too_large_for_memory_is_refused_before_any_work(mirror, tmp_path, monkeypatch):
     out = tmp_path / "out"
     params = write_params(tmp_path / "params.yaml", **TINY_SPATIAL)
-    download.main(["--params", str(params), "--out-dir", str(out), "--cache", str(tmp_path / "cache")])
+    run_download(out)
     common = ["--data", str(out / "mnist.pt"), "--model", str(out / "spatial.pt")]
     train_spatial.main(["--params", str(params), *common, "--curve", str(out / "t.csv"), "--metrics", str(out / "t.json")])
     monkeypatch.setattr("deepsnn.evaluation.simulate.available_memory", lambda: 2**30)  # a 1 GiB machine
@@ -165,14 +166,14 @@ def test_an_empty_mirror_names_each_folder_searched_and_leaves_no_download_folde
 def test_a_failure_on_the_second_data_set_leaves_the_first_as_it_was(mirror, tmp_path):
     out = tmp_path / "out"
     params = write_params(tmp_path / "params.yaml")
-    download.main(["--params", str(params), "--out-dir", str(out), "--cache", str(tmp_path / "cache")])
+    run_download(out)
     before = {p.name: p.read_bytes() for p in out.glob("*.pt")}
     assert sorted(before) == ["cifar10.pt", "mnist.pt"]
     (mirror["root"] / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz").write_bytes(b"broken")  # mnist comes second
     for p in out.glob("*.pt"):
         p.write_bytes(b"old")
     with pytest.raises(DataError, match="t10k-labels"):
-        download.main(["--params", str(params), "--out-dir", str(out), "--cache", str(tmp_path / "cache")])
+        run_download(out)
     assert {p.name: p.read_bytes() for p in out.glob("*.pt")} == {"cifar10.pt": b"old", "mnist.pt": b"old"}
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from spikingjelly.activation_based import functional
 
-from conftest import TINY_SPATIAL, eval_args, md5, write_params
+from conftest import TINY_SPATIAL, eval_args, md5, run_download, write_params
 from deepsnn.core.neurons import NeuronConfig, step
 from deepsnn.direct.spatial import SpikingConvNet, architecture_layers, bn_affine, spike_count_loss
 from stages import download, eval_spatial, train_spatial
@@ -128,7 +128,7 @@ def test_bad_T_and_method_fail_fast():
 def run_pipeline(tmp_path, params, dataset: str = "mnist") -> dict:
     """download -> train_spatial -> eval_spatial on the tiny mirror; returns the outputs."""
     out = tmp_path / "out"
-    download.main(["--params", str(params), "--out-dir", str(out), "--cache", str(tmp_path / "cache")])
+    run_download(out)
     common = ["--params", str(params), "--data", str(out / f"{dataset}.pt"), "--model", str(out / "spatial.pt")]
     train_spatial.main(common + ["--curve", str(out / "train.csv"), "--metrics", str(out / "train.json")])
     eval_spatial.main(common + eval_args(out))
@@ -196,7 +196,7 @@ def test_the_small_network_refuses_cifar10_before_any_work(mirror, tmp_path):
 def test_other_mnist_family_sets_work_unchanged(mirror, tmp_path):
     params = write_params(tmp_path / "params.yaml", **{**TINY_SPATIAL, "train_spatial.dataset": "fashion_mnist"})
     out = tmp_path / "out"
-    download.main(["--params", str(params), "--out-dir", str(out), "--cache", str(tmp_path / "cache")])
+    run_download(out)
     assert (out / "fashion_mnist.pt").exists() and not (out / "mnist.pt").exists()
     common = ["--params", str(params), "--data", str(out / "fashion_mnist.pt"), "--model", str(out / "m.pt")]
     train_spatial.main(common + ["--curve", str(out / "t.csv"), "--metrics", str(out / "t.json")])

@@ -183,3 +183,78 @@ def correct_initial_potentials(simulator: ChainSimulator, targets: list[torch.Te
 
     _walk_spiking_layers(simulator, x, T, fit)
     return potentials, CorrectionReport(list(potentials), before, after)
+
+
+CHECKED_T = (1, 2, 4, 8)  # where a correction must not be worse than none, on held-out images
+CANDIDATE_T = (1, 2, 4)  # correction_T: auto tries these
+
+
+@torch.no_grad()
+def held_out_accuracy(simulator: ChainSimulator, images: torch.Tensor, labels: torch.Tensor, prepare: Callable,
+                      batch_size: int = 250) -> dict[int, float]:
+    """Accuracy (%) at each T of CHECKED_T on `images` (uint8)."""
+    correct = torch.zeros(len(CHECKED_T))
+    device = next(simulator.prefix.parameters()).device
+    for start in range(0, len(images), batch_size):
+        x = prepare(images[start:start + batch_size].to(device))
+        predicted = simulator.step_outputs(x, max(CHECKED_T)).cumsum(0).argmax(-1)  # [T, B]
+        truth = labels[start:start + batch_size].to(device)
+        correct += torch.stack([(predicted[T - 1] == truth).sum() for T in CHECKED_T]).cpu()
+    return {T: round(float(c) / len(images) * 100, 4) for T, c in zip(CHECKED_T, correct)}
+
+
+@dataclass
+class ChosenCorrection:
+    """The correction convert keeps: fitted for correction_T (None: none), and what decided it."""
+    correction_T: int | None
+    potentials: dict[str, torch.Tensor] | None
+    report: CorrectionReport | None
+    held_out: dict[str, dict[int, float]]  # candidate ("none", "T=2", ...) -> accuracy at each T, where measured
+
+    def summary(self) -> str:
+        lines = [f"{layer}: rate gap to the ANN over t=1..{self.correction_T} {before:.4f} -> {after:.4f}"
+                 for layer, before, after in zip(*(vars(self.report).values() if self.report else ([], [], [])))]
+        lines += [f"held-out accuracy, {name}: " + ", ".join(f"T={T} {a:.2f}%" for T, a in acc.items())
+                  for name, acc in self.held_out.items()]
+        return "\n".join(lines + [f"correction kept: {'none' if self.correction_T is None else f'T={self.correction_T}'}"])
+
+    def metrics(self) -> dict:
+        out: dict = {"correction_T": self.correction_T or 0}
+        if self.report:
+            out |= {"rate_gap_before": round(sum(self.report.error_before) / len(self.report.layers), 5),
+                    "rate_gap_after": round(sum(self.report.error_after) / len(self.report.layers), 5)}
+        for name, acc in self.held_out.items():
+            out |= {f"held_out_{name.replace('=', '')}_accuracy_T{T}": a for T, a in acc.items()}
+        return out
+
+
+def choose_correction(ann: nn.Module, thresholds: list[LayerThreshold], simulator: ChainSimulator,
+                      fit_images: torch.Tensor, correction_T: int | str, held_images: torch.Tensor,
+                      held_labels: torch.Tensor, prepare: Callable) -> ChosenCorrection:
+    """Fit the correction on `fit_images` (normalised) for `correction_T`, or with "auto" for each of
+    CANDIDATE_T, keeping the one whose accuracy on the held-out images (uint8) is nowhere in CHECKED_T
+    below the uncorrected SNN's and best on average at T = 1, 2, 4; none if every one is worse
+    somewhere. `simulator` is left with the kept potentials."""
+    targets = ann_channel_means(ann, thresholds, fit_images)
+    layers = [layer for layer in simulator.suffix if isinstance(layer, IFLayer)]
+    uncorrected = [layer.initial for layer in layers]
+    if correction_T != "auto":
+        potentials, report = correct_initial_potentials(simulator, targets, fit_images, correction_T)
+        return ChosenCorrection(correction_T, potentials, report, {})
+    held_out = {"none": held_out_accuracy(simulator, held_images, held_labels, prepare)}
+    fitted = {}
+    for T in CANDIDATE_T:
+        for layer, initial in zip(layers, uncorrected):
+            layer.initial = initial
+        fitted[T] = correct_initial_potentials(simulator, targets, fit_images, T)
+        held_out[f"T={T}"] = held_out_accuracy(simulator, held_images, held_labels, prepare)
+    safe = [T for T in CANDIDATE_T if all(held_out[f"T={T}"][t] >= held_out["none"][t] for t in CHECKED_T)]
+    best = max(safe, key=lambda T: sum(held_out[f"T={T}"][t] for t in CHECKED_T[:3]), default=None)
+    for layer, initial in zip(layers, uncorrected):
+        layer.initial = initial
+    if best is None:
+        return ChosenCorrection(None, None, None, held_out)
+    potentials, report = fitted[best]
+    for layer, name in zip(layers, simulator.spiking_layers):
+        layer.initial = potentials[name.name]
+    return ChosenCorrection(best, potentials, report, held_out)

@@ -4,8 +4,9 @@ A simulator is any function `(images, T, clock=None, counter=None) -> per-step o
 it ticks `clock` after each finished step and hands each spiking layer's spikes to `counter`. The
 prediction after t steps is the class with the largest output summed over steps 1..t, so one run
 to T_max yields every sample's prediction at every t. A `Simulation` keeps those summed outputs
-([T, N, classes]: early exit reads margins off them), the wall-clock of each step and the spike
-counts; the simulation stages store it, and the evaluation stages read any T up to T_max off it.
+([T, N, classes]: early exit reads margins off them) and the spike counts, nothing that depends on
+the clock, so the same inputs give the same bytes; the simulation stages store it, and the
+evaluation stages read any T up to T_max off it (and time one batch themselves).
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ class SimulationError(UserError, RuntimeError):
 class Simulation:
     """One simulation of N images to T steps."""
     outputs: torch.Tensor  # [T, N, classes] float32: each image's output summed over steps 1..t
-    seconds: torch.Tensor  # [T] float64: wall-clock to finish step t, summed over batches
     spikes: dict  # SpikeCounter.state()
 
     @property
@@ -67,18 +67,15 @@ def simulate_images(simulator: Simulator, spiking_layers: list[SpikingLayer], im
     """Run `simulator` for T steps over all `images` (uint8, in batches, `prepare`d on the device),
     counting every spiking layer's spikes."""
     outputs = torch.empty(T, len(images), 0)
-    seconds = torch.zeros(T, dtype=torch.float64)
     counter = SpikeCounter(spiking_layers, T)
     batches = range(0, len(images), batch_size)
     for start in progress(batches, desc, total=len(batches)):
         x = prepare(images[start:start + batch_size].to(device))
-        clock = Clock(device)
-        summed = simulator(x, T, clock=clock, counter=counter).float().cumsum(0).cpu()
+        summed = simulator(x, T, counter=counter).float().cumsum(0).cpu()
         if outputs.shape[2] == 0:
             outputs = torch.empty(T, len(images), summed.shape[2])
         outputs[:, start:start + len(x)] = summed
-        seconds += torch.tensor(clock, dtype=torch.float64)
-    return Simulation(outputs, seconds, counter.state())
+    return Simulation(outputs, counter.state())
 
 
 def available_memory() -> int:

@@ -40,11 +40,11 @@ def hardware(device: torch.device) -> str:
 
 @torch.no_grad()
 def measure_latency(simulator: Callable[..., torch.Tensor], images: torch.Tensor, T: int, device: torch.device,
-                    prepare: Callable[[torch.Tensor], torch.Tensor]) -> float:
-    """Wall-clock seconds per sample to simulate T steps of one batch `images` (after one
-    untimed step, so one-off start-up costs are not counted)."""
+                    prepare: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """[T] wall-clock seconds per sample to reach each t = 1..T, simulating one batch `images`
+    (after one untimed step, so one-off start-up costs such as compilation are not counted)."""
     x = prepare(images.to(device))
     simulator(x, 1)
     clock = Clock(device)
     simulator(x, T, clock=clock)
-    return clock[-1] / len(x)
+    return torch.tensor(clock, dtype=torch.float64) / len(x)
