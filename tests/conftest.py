@@ -129,7 +129,9 @@ TINY_CONVERSION = {"train_ann.epochs": 1, "train_ann.qcfs_clip_epochs": 0, "trai
                    "simulate_sweep.holdout_images": 8,
                    "T_eval": 4}
 
-TINY = {**TINY_SPATIAL, **TINY_CONVERSION}
+TINY_CHIP = {"chip.images": 2}
+
+TINY = {**TINY_SPATIAL, **TINY_CONVERSION, **TINY_CHIP}
 
 
 def set_dotted(params: dict, dotted: str, value) -> None:
@@ -156,6 +158,7 @@ def copy_repo(dest: Path, conversion: tuple[str, ...] = ("cifar10",), direct: tu
             shutil.copy(src, target)
     params = yaml.safe_load((dest / "params.yaml").read_text())
     params["conversion"], params["direct"] = list(conversion), list(direct)
+    params["chip"]["experiments"] = {**{f"conversion-{d}": d for d in conversion}, **{f"direct-{d}": d for d in direct}}
     for dotted, value in overrides.items():
         set_dotted(params, dotted, value)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

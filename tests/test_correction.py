@@ -113,7 +113,7 @@ def test_bad_correction_params_fail_before_any_work(mirror, tmp_path):
     from deepsnn.conversion.params import CONVERSION
     from deepsnn.core.params import validate_params
     for key, value, message in (("correction", "cos", r"convert.correction: 'cos' is not allowed; allowed: none, potential"),
-                                ("correction_T", 0, r"convert.correction_T: 0 is out of range"),
+                                ("correction_T", 0, r"convert.correction_T: 0 is not allowed; allowed: integers in \[1, inf\] or auto"),
                                 ("correction_images", 0, r"convert.correction_images: 0 is out of range")):
         params = committed_params()
         params["convert"][key] = value
@@ -130,3 +130,30 @@ def test_bad_correction_params_fail_before_any_work(mirror, tmp_path):
         convert_stage.main(p + ["--data", data, "--model", ann, "--thresholds", th, "--snn", str(out / "snn.pt"),
                                 "--metrics", str(out / "convert.json")])
     assert not (out / "snn.pt").exists()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_auto_keeps_a_correction_only_where_no_checked_T_is_worse_on_held_out_images(seed):
+    from deepsnn.conversion.correction import CANDIDATE_T, CHECKED_T, choose_correction
+
+    model = small_qcfs_vgg(seed)
+    thresholds = calibrate_thresholds(model, [], "qcfs")
+    simulator = ChainSimulator(convert(model, thresholds))
+    prepare = lambda u: (u.float() - 127.5) / 64.0
+    held = torch.randint(0, 256, (128, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed + 7))
+    labels = model(prepare(held)).argmax(1)
+    fit = torch.randn(128, 3, 8, 8, generator=torch.Generator().manual_seed(seed + 3))
+    chosen = choose_correction(model, thresholds, simulator, fit, "auto", held, labels, prepare)
+    accuracy = chosen.held_out
+    assert set(accuracy) == {"none", *(f"T={T}" for T in CANDIDATE_T)}
+    safe = [T for T in CANDIDATE_T if all(accuracy[f"T={T}"][t] >= accuracy["none"][t] for t in CHECKED_T)]
+    if chosen.correction_T is None:
+        assert safe == [] and chosen.potentials is None
+    else:
+        assert chosen.correction_T in safe
+        assert all(accuracy[f"T={chosen.correction_T}"][t] >= accuracy["none"][t] for t in CHECKED_T)
+        # the simulator is left with the kept potentials
+        from deepsnn.conversion.chain_simulator import IFLayer
+        layers = [layer for layer in simulator.suffix if isinstance(layer, IFLayer)]
+        assert all(torch.equal(layer.initial, chosen.potentials[s.name])
+                   for layer, s in zip(layers, simulator.spiking_layers))

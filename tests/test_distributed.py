@@ -15,7 +15,7 @@ from conftest import REPO, TINY_CONVERSION, TINY_SPATIAL, run_download, write_pa
 from deepsnn.core.data import load_prepared
 from deepsnn.core.params import load_params
 from deepsnn.core.training import seed_everything
-from deepsnn.direct.params import DIRECT
+from deepsnn.direct.params import TRAIN_SPATIAL
 from deepsnn.direct.spatial import build_spatial_model
 from stages import download
 
@@ -52,7 +52,7 @@ def test_two_gloo_processes_give_the_weights_of_one(mirror, tmp_path, architectu
         assert torch.allclose(tensor.float(), parallel[name].float(), rtol=1e-4, atol=1e-5), name
     assert single["bns.1.num_batches_tracked"] == 6 == parallel["bns.1.num_batches_tracked"]
     seed_everything(0)  # the committed seed: the untrained net, which training moved
-    untrained = build_spatial_model(load_params(params, DIRECT)["train_spatial"], load_prepared(data))
+    untrained = build_spatial_model(load_params(params, TRAIN_SPATIAL)["train_spatial"], load_prepared(data))
     assert (untrained.convs[0].weight - single["convs.0.weight"]).abs().max() > 1e-3
     metrics = {run: json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("one", "two")}
     assert (metrics["one"]["processes"], metrics["two"]["processes"]) == (1, 2)

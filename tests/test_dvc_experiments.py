@@ -1,61 +1,76 @@
-"""Integration: the review workflow on tiny params in a temporary copy of the repository.
-
-Full `dvc repro`, then `dvc exp run -S T_eval=<other>`: training is skipped, evaluation reads
-the stored simulation, and `dvc metrics diff` shows what changed.
-"""
+"""Integration: the README's command sequence through the real DVC CLI, on tiny params, in a fresh
+copy of the repository: `dvc repro` (what `make repro` runs), then `dvc exp run -S T_eval=...`
+re-runs evaluation only, `dvc metrics diff` shows what changed, `-S` on an experiment's own file
+re-runs that experiment's evaluation only, and DVC's queue runs a sweep."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 
-import yaml
+from conftest import TINY, copy_repo, dvc, kill_queue_workers
 
-from conftest import TINY_CONVERSION, TINY_SPATIAL, copy_repo, dvc, kill_queue_workers, write_params
+CHECK = "experiments"  # checks every params file (seconds); re-runs whenever one changes, and then nothing else
+TRAINING = (CHECK, "download", "train_ann@cifar10", "calibrate@cifar10", "convert@cifar10",
+            "train_spatial@mnist")
+SIMULATION = ("simulate_sweep@cifar10", "simulate_spatial@mnist")
+EVALUATION = ("eval_sweep@cifar10", "eval_spatial@mnist", "chip@conversion-cifar10", "chip@direct-mnist")
 
 
 def git(repo, *args: str) -> None:
     subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
 
 
-def test_repro_then_experiment_on_T_eval_reevaluates_only(mirror, tmp_path):
-    repo = copy_repo(tmp_path / "repo")
-    write_params(repo / "params.yaml", **{**TINY_SPATIAL, **TINY_CONVERSION, "T_eval": 3})  # horizons 5 and 6
+def ran(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def metrics(repo, experiment: str, stage: str) -> dict:
+    return json.loads((repo / "metrics" / experiment / f"{stage}.json").read_text())
+
+
+def test_the_readme_sequence_trains_once_and_then_only_evaluates(mirror, tmp_path):
+    repo = copy_repo(tmp_path / "repo", **{**TINY, "T_eval": 3})  # horizons 5 (direct) and 6 (conversion)
     run = dvc(repo, "repro")
     assert run.returncode == 0, run.stdout + run.stderr
-    before = {name: json.loads((repo / "metrics" / f"{name}.json").read_text()) for name in ("eval_sweep", "eval_spatial")}
-    assert before["eval_sweep"]["T_eval"] == 3 and not before["eval_sweep"]["simulation_reused"]
+    assert ran(run.stdout) == {*TRAINING, *SIMULATION, *EVALUATION}
+    assert metrics(repo, "conversion-cifar10", "eval_sweep")["T_eval"] == 3
+    chip = metrics(repo, "direct-mnist", "chip")
+    assert chip["maps"] and chip["predictions_equal"] == chip["images"] == 2
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "baseline run")
 
-    exp = dvc(repo, "exp", "run", "-S", "T_eval=4")
+    exp = dvc(repo, "exp", "run", "-S", "T_eval=5")  # within both horizons: read off the stored simulations
     assert exp.returncode == 0, exp.stdout + exp.stderr
-    for stage in ("download", "train_ann", "calibrate", "convert", "train_spatial"):
-        assert f"Stage '{stage}' didn't change, skipping" in exp.stdout, stage
-    for stage in ("eval_sweep", "eval_spatial"):
-        assert f"Running stage '{stage}'" in exp.stdout, stage
-        after = json.loads((repo / "metrics" / f"{stage}.json").read_text())
-        assert after["T_eval"] == 4 and after["simulation_reused"] is True  # nothing simulated again
+    assert ran(exp.stdout) == {CHECK, *EVALUATION}, exp.stdout
+    assert metrics(repo, "direct-mnist", "eval_spatial")["T_eval"] == 5
 
     diff = dvc(repo, "metrics", "diff", "--json")
     assert diff.returncode == 0, diff.stderr
     changes = json.loads(diff.stdout)
-    assert changes["metrics/eval_sweep.json"]["T_eval"] == {"old": 3, "new": 4, "diff": 1}
-    assert changes["metrics/eval_spatial.json"]["T_eval"]["new"] == 4
-    assert "metrics/train_ann.json" not in changes and "metrics/train_spatial.json" not in changes
+    assert changes["metrics/conversion-cifar10/eval_sweep.json"]["T_eval"] == {"old": 3, "new": 5, "diff": 2}
+    assert not any("train_" in path for path in changes)
 
-    show = dvc(repo, "exp", "show", "--csv")
-    assert show.returncode == 0 and "T_eval" in show.stdout and "snn_accuracy" in show.stdout, show.stdout
+    # one experiment's own knob, in its own file (+: a key that file does not set yet)
+    tuned = dvc(repo, "exp", "run", "-S", "experiments/direct-mnist.yaml:+eval_spatial.early_exit_tolerance=0.5")
+    assert tuned.returncode == 0, tuned.stdout + tuned.stderr
+    assert ran(tuned.stdout) == {CHECK, "eval_spatial@mnist"}, tuned.stdout
+
+    beyond = dvc(repo, "exp", "run", "-S", "T_eval=9")  # beyond the direct horizon: a clear error, no training
+    assert beyond.returncode != 0
+    assert re.search(r"T_eval: 9 is beyond the [56] steps that models/", beyond.stderr + beyond.stdout)
+    assert not any(stage.startswith(("download", "train")) for stage in ran(beyond.stdout))
 
     # a parallel sweep through DVC's queue: each experiment in its own temporary workspace
-    for T_eval in (2, 5):
+    for T_eval in (2, 4):
         queued = dvc(repo, "exp", "run", "--queue", "-S", f"T_eval={T_eval}")
         assert queued.returncode == 0, queued.stdout + queued.stderr
     try:
         started = dvc(repo, "queue", "start", "-j", "2", timeout=120)
         assert started.returncode == 0, started.stdout + started.stderr
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 400
         while time.monotonic() < deadline:
             status = dvc(repo, "queue", "status", timeout=60).stdout
             if status.count("Success") == 2 or "Failed" in status:
@@ -68,38 +83,4 @@ def test_repro_then_experiment_on_T_eval_reevaluates_only(mirror, tmp_path):
     table = dvc(repo, "exp", "show", "--csv").stdout
     rows = [line.split(",") for line in table.splitlines()]
     T_eval_columns = [i for i, name in enumerate(rows[0]) if name.split(":")[-1] == "T_eval"]
-    assert {"2", "5"} <= {row[i] for row in rows[1:] for i in T_eval_columns}, table
-
-
-def test_comparison_pipeline_runs_beside_the_default_and_T_eval_reevaluates_all_four(mirror, tmp_path):
-    """The comparison_* stages (conversion on MNIST, vgg7 on CIFAR-10) on tiny params: `dvc repro`
-    runs them with the default ones, and `dvc exp run -S T_eval=4` re-runs the four evaluation
-    stages and nothing else."""
-    repo = copy_repo(tmp_path / "repo", comparison=True)
-    write_params(repo / "params.yaml", **{**TINY_SPATIAL, **TINY_CONVERSION, "T_eval": 3})
-    comparison = repo / "comparison" / "params.yaml"
-    tiny = {**TINY_SPATIAL, **TINY_CONVERSION, "train_ann.precision": "fp32"}
-    write_params(comparison, yaml.safe_load(comparison.read_text()),
-                 **{key: value for key, value in tiny.items() if "." in key})  # T_eval stays the root's
-
-    run = dvc(repo, "repro")
-    assert run.returncode == 0, run.stdout + run.stderr
-    for name, pipeline, dataset, architecture in (("eval_sweep", "conversion", "mnist", "cnn3"),
-                                                  ("eval_spatial", "direct", "cifar10", "vgg7")):
-        metrics = json.loads((repo / "comparison" / "metrics" / f"{name}.json").read_text())
-        assert (metrics["pipeline"], metrics["dataset"], metrics["architecture"]) == (pipeline, dataset, architecture)
-        assert metrics["T_eval"] == 3
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "baseline run")
-
-    exp = dvc(repo, "exp", "run", "-S", "T_eval=4")
-    assert exp.returncode == 0, exp.stdout + exp.stderr
-    evaluations = ("eval_sweep", "eval_spatial")
-    for prefix in ("", "comparison_"):
-        for stage in ("download", "train_ann", "calibrate", "convert", "train_spatial"):
-            assert f"Stage '{prefix}{stage}' didn't change, skipping" in exp.stdout, prefix + stage
-        for stage in evaluations:
-            assert f"Running stage '{prefix}{stage}'" in exp.stdout, prefix + stage
-    for folder in ("metrics", "comparison/metrics"):
-        for stage in evaluations:
-            assert json.loads((repo / folder / f"{stage}.json").read_text())["T_eval"] == 4, (folder, stage)
+    assert {"2", "4"} <= {row[i] for row in rows[1:] for i in T_eval_columns}, table

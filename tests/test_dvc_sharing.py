@@ -2,7 +2,7 @@
 
 Tiny params, temporary folders: `dvc repro` -> `dvc push` -> `git clone` -> `dvc pull` -> `dvc status` is
 clean -> `dvc exp run -S T_eval=<other>` re-runs only the evaluation stages, from the pulled stored
-simulations, and trains nothing.
+simulations, and trains and simulates nothing.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ import configparser
 import json
 import subprocess
 
-from conftest import REPO, TINY_CONVERSION, TINY_SPATIAL, copy_repo, dvc, write_params
+from conftest import REPO, TINY, copy_repo, dvc
 
-TRAINING = ("download", "train_ann", "calibrate", "convert", "train_spatial")
-EVALUATION = ("eval_sweep", "eval_spatial")
+TRAINING = ("download", "train_ann@cifar10", "calibrate@cifar10", "convert@cifar10", "train_spatial@mnist")
+SIMULATION = ("simulate_sweep@cifar10", "simulate_spatial@mnist")
+EVALUATION = ("eval_sweep@cifar10", "eval_spatial@mnist")
 
 
 def git(repo, *args: str) -> str:
@@ -31,8 +32,7 @@ def test_the_default_remote_is_a_folder_beside_the_repository():
 
 
 def test_push_clone_pull_then_evaluate_only(mirror, tmp_path):
-    repo = copy_repo(tmp_path / "repo")
-    write_params(repo / "params.yaml", **{**TINY_SPATIAL, **TINY_CONVERSION, "T_eval": 3})
+    repo = copy_repo(tmp_path / "repo", **{**TINY, "T_eval": 3})
     run = dvc(repo, "repro")
     assert run.returncode == 0, run.stdout + run.stderr
     git(repo, "add", "-A")
@@ -46,21 +46,24 @@ def test_push_clone_pull_then_evaluate_only(mirror, tmp_path):
     subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
     git(clone, "config", "user.email", "ci@example.com")
     git(clone, "config", "user.name", "CI")
-    assert not (clone / "models" / "ann.pt").exists()
+    assert not (clone / "models" / "conversion-cifar10" / "ann.pt").exists()
     pulled = dvc(clone, "pull")
     assert pulled.returncode == 0, pulled.stdout + pulled.stderr
-    for name in ("models/ann.pt", "models/snn.pt", "models/spatial.pt", "models/eval_sweep_simulation.pt",
-                 "models/eval_spatial_simulation.pt", "data/mnist.pt", "data/cifar10.pt"):
-        assert (clone / name).is_file(), name
+    for name in ("conversion-cifar10/ann.pt", "conversion-cifar10/snn.pt", "conversion-cifar10/simulation.pt",
+                 "direct-mnist/snn.pt", "direct-mnist/simulation.pt"):
+        assert (clone / "models" / name).is_file(), name
+    assert (clone / "data" / "mnist.pt").is_file() and (clone / "data" / "cifar10.pt").is_file()
     status = dvc(clone, "status")
     assert status.returncode == 0 and "Data and pipelines are up to date" in status.stdout, status.stdout
 
     exp = dvc(clone, "exp", "run", "-S", "T_eval=4")
     assert exp.returncode == 0, exp.stdout + exp.stderr
-    for stage in TRAINING:
+    for stage in (*TRAINING, *SIMULATION):
         assert f"Stage '{stage}' didn't change, skipping" in exp.stdout, stage
     for stage in EVALUATION:
         assert f"Running stage '{stage}'" in exp.stdout, stage
-        metrics = json.loads((clone / "metrics" / f"{stage}.json").read_text())
-        assert metrics["T_eval"] == 4 and metrics["simulation_reused"] is True, stage  # read off the pulled simulation
-    assert "Running stage 'train" not in exp.stdout
+    experiment = {"eval_sweep@cifar10": "conversion-cifar10", "eval_spatial@mnist": "direct-mnist"}
+    for stage, folder in experiment.items():
+        metrics = json.loads((clone / "metrics" / folder / f"{stage.split('@')[0]}.json").read_text())
+        assert metrics["T_eval"] == 4, stage  # read off the pulled simulation
+    assert "Running stage 'train" not in exp.stdout and "Running stage 'simulate" not in exp.stdout

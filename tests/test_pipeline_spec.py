@@ -21,8 +21,10 @@ DIRECT = ("train_spatial", "simulate_spatial", "eval_spatial")
 
 
 def test_pipeline_shape():
-    assert list(STAGES) == ["experiments", "download", *CONVERSION[:1], *DIRECT[:1], *CONVERSION[1:], *DIRECT[1:]]
-    assert EXPERIMENT_LISTS == {**{n: "${conversion}" for n in CONVERSION}, **{n: "${direct}" for n in DIRECT}}
+    assert list(STAGES) == ["experiments", "download", *CONVERSION[:1], *DIRECT[:1], *CONVERSION[1:], *DIRECT[1:],
+                            "chip"]
+    assert EXPERIMENT_LISTS == {**{n: "${conversion}" for n in CONVERSION}, **{n: "${direct}" for n in DIRECT},
+                                "chip": "${chip.experiments}"}
 
 
 def params_of(stage: dict) -> tuple[list[str], dict[str, list[str]]]:
@@ -47,6 +49,9 @@ def test_each_stage_declares_exactly_the_params_its_script_reads():
         # the experiment's file holds its sections, not params.yaml's top-level keys
         assert files == {f"experiments/{pipeline}-${{item}}.yaml": [p for p in read if p not in ("seed", "T_eval")]}, name
         assert f"--params params.yaml experiments/{pipeline}-${{item}}.yaml " in STAGES[name]["cmd"], name
+    # the chip stage reads params.yaml's own keys only (chip is shared by all experiments)
+    assert params_of(STAGES["chip"]) == (params_read_by("chip"), {})
+    assert STAGES["chip"]["cmd"].startswith("python stages/chip.py --params params.yaml --experiment ${key} ")
     # the checking stage declares the whole of params.yaml: any change there runs it first
     assert STAGES["experiments"]["params"] == [{"params.yaml": None}]
 
@@ -82,6 +87,8 @@ def test_outputs_are_ordinary_and_each_experiment_has_its_own_folder():
                     assert "/conversion-${item}/" in path, (name, path)
                 elif name in DIRECT:
                     assert "/direct-${item}/" in path, (name, path)
+                elif name == "chip":
+                    assert "/${key}/" in path, (name, path)
 
 
 def test_no_module_reads_dvc_yaml():
@@ -99,7 +106,7 @@ def test_no_module_reads_dvc_yaml():
 def test_T_eval_reaches_evaluation_only():
     for name, stage in STAGES.items():
         reads_T_eval = "T_eval" in params_of(stage)[0]
-        assert reads_T_eval == name.startswith("eval"), name
+        assert reads_T_eval == (name.startswith("eval") or name == "chip"), name
 
 
 def package_modules(module: str) -> set[str]:

@@ -20,18 +20,19 @@ from deepsnn import review
 
 DVC_YAML = """\
 metrics:
-  - metrics/eval_sweep.json
+  - metrics/conversion-cifar10/eval_sweep.json
 plots:
-  - plots/eval_sweep.csv:
+  - plots/conversion-cifar10/eval_sweep.csv:
       x: T
       y: accuracy
-  - plots/eval_spatial.csv:
+  - plots/direct-mnist/eval_spatial.csv:
       x: T
       y: accuracy
-  - plots/train_ann.csv:
+  - plots/conversion-cifar10/train_ann.csv:
       x: epoch
       y: test_accuracy
 """
+FOLDER = {"eval_sweep": "conversion-cifar10", "train_ann": "conversion-cifar10", "eval_spatial": "direct-mnist"}
 BASE_SWEEP = {"T": [1, 2, 4], "accuracy": [60.0, 75.5, 85.25], "latency_s_per_sample": [0.01, 0.02, 0.04],
               "synops_per_sample": [1e6, 2e6, 4e6], "energy_uj_per_sample": [1.5, 3.0, 6.0]}
 NEW_SWEEP = {**BASE_SWEEP, "accuracy": [65.0, 80.0, 88.75], "energy_uj_per_sample": [1.25, 2.5, 5.0]}
@@ -48,17 +49,18 @@ def git(repo: Path, *args: str) -> str:
 
 def write_state(repo: Path, lr: float, snn_accuracy: float, curves: dict[str, dict]) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump({"seed": 0, "train_ann": {"lr": lr, "epochs": 2}}))
-    (repo / "metrics").mkdir(exist_ok=True)
-    (repo / "metrics" / "eval_sweep.json").write_text(json.dumps({"snn_accuracy": snn_accuracy, "T_eval": 4}))
-    (repo / "plots").mkdir(exist_ok=True)
+    (repo / "metrics" / "conversion-cifar10").mkdir(parents=True, exist_ok=True)
+    (repo / "metrics" / "conversion-cifar10" / "eval_sweep.json").write_text(
+        json.dumps({"snn_accuracy": snn_accuracy, "T_eval": 4}))
     for name, columns in curves.items():
-        pd.DataFrame(columns).to_csv(repo / "plots" / f"{name}.csv", index=False)
+        (repo / "plots" / FOLDER[name]).mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(columns).to_csv(repo / "plots" / FOLDER[name] / f"{name}.csv", index=False)
 
 
 @pytest.fixture
 def tiny_repo(tmp_path, monkeypatch):
     """Commit 1 (the base) and commit 2 (the change): lr, snn_accuracy and the curves differ,
-    eval_spatial.csv exists only in commit 2 and train_spatial.csv in neither."""
+    eval_spatial.csv exists only in commit 2."""
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
     repo = tmp_path / "repo"
     repo.mkdir()
@@ -105,7 +107,8 @@ def test_report_shows_the_changed_param_and_metric_and_links_valid_pngs(tiny_rep
     assert table_row(section(report, "Params that differ"), "train_ann.lr") == [
         "params.yaml", "train_ann.lr", "0.1", "0.05"]
     metrics = section(report, "Metrics that differ")
-    assert table_row(metrics, "snn_accuracy") == ["metrics/eval_sweep.json", "snn_accuracy", "88.5", "90.25", "1.75"]
+    assert table_row(metrics, "snn_accuracy") == ["metrics/conversion-cifar10/eval_sweep.json", "snn_accuracy", "88.5",
+                                                  "90.25", "1.75"]
     assert "T_eval" not in metrics  # unchanged
     for name, alt in (("accuracy_vs_T", "accuracy vs T"), ("accuracy_vs_energy", "accuracy vs energy"),
                       ("training_curves", "training curves")):
@@ -114,29 +117,30 @@ def test_report_shows_the_changed_param_and_metric_and_links_valid_pngs(tiny_rep
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         height, width, channels = matplotlib.image.imread(png).shape
         assert (width, height, channels) == (700, 450, 4)
-    assert f"- `plots/eval_spatial.csv` is not in {tiny_repo['base']}" in report
-    assert f"- `plots/train_spatial.csv` is not in {tiny_repo['base']}" in report
-    assert "- `plots/train_spatial.csv` is not in the workspace" in report
+    assert f"- `plots/direct-mnist/eval_spatial.csv` is not in {tiny_repo['base']}" in report
     assert sorted(p.name for p in out.iterdir()) == [  # no temporary files left behind
         "accuracy_vs_T.png", "accuracy_vs_energy.png", "report.md", "training_curves.png"]
 
 
 def test_figure_overlays_both_revisions_of_each_csv(tiny_repo, tmp_path):
     repo, base = tiny_repo["repo"], tiny_repo["base"]
-    curves, notes = review.load_curves(repo, base, review.EVAL_CURVES, review.EVAL_COLUMNS)
-    assert notes == [f"`plots/eval_spatial.csv` is not in {base}"]
+    paths = review.curve_paths(repo, base, review.EVAL_CURVES)
+    assert paths == ["plots/conversion-cifar10/eval_sweep.csv", "plots/direct-mnist/eval_spatial.csv"]
+    curves, notes = review.load_curves(repo, base, paths, review.EVAL_COLUMNS)
+    assert notes == [f"`plots/direct-mnist/eval_spatial.csv` is not in {base}"]
     fig = review.overlay_figure(curves, "energy_uj_per_sample", "accuracy", base, xlabel="energy", ylabel="acc",
                                 logx=True)
     (ax,) = fig.axes
     lines = {line.get_label(): line for line in ax.get_lines()}
-    assert list(lines) == [f"eval_sweep ({base})", "eval_sweep (workspace)", "eval_spatial (workspace)"]
-    assert lines[f"eval_sweep ({base})"].get_linestyle() == "--"
-    assert lines["eval_sweep (workspace)"].get_linestyle() == "-"
-    assert lines[f"eval_sweep ({base})"].get_color() == lines["eval_sweep (workspace)"].get_color()
-    assert list(lines[f"eval_sweep ({base})"].get_xdata()) == BASE_SWEEP["energy_uj_per_sample"]
-    assert list(lines[f"eval_sweep ({base})"].get_ydata()) == BASE_SWEEP["accuracy"]
-    assert list(lines["eval_sweep (workspace)"].get_ydata()) == NEW_SWEEP["accuracy"]
-    assert list(lines["eval_spatial (workspace)"].get_ydata()) == NEW_SPATIAL["accuracy"]
+    sweep, spatial = "conversion-cifar10/eval_sweep", "direct-mnist/eval_spatial"
+    assert list(lines) == [f"{sweep} ({base})", f"{sweep} (workspace)", f"{spatial} (workspace)"]
+    assert lines[f"{sweep} ({base})"].get_linestyle() == "--"
+    assert lines[f"{sweep} (workspace)"].get_linestyle() == "-"
+    assert lines[f"{sweep} ({base})"].get_color() == lines[f"{sweep} (workspace)"].get_color()
+    assert list(lines[f"{sweep} ({base})"].get_xdata()) == BASE_SWEEP["energy_uj_per_sample"]
+    assert list(lines[f"{sweep} ({base})"].get_ydata()) == BASE_SWEEP["accuracy"]
+    assert list(lines[f"{sweep} (workspace)"].get_ydata()) == NEW_SWEEP["accuracy"]
+    assert list(lines[f"{spatial} (workspace)"].get_ydata()) == NEW_SPATIAL["accuracy"]
     assert ax.get_xscale() == "log"
     assert [t.get_text() for t in ax.get_legend().get_texts()] == list(lines)
 
@@ -150,11 +154,15 @@ def test_figure_overlays_both_revisions_of_each_csv(tiny_repo, tmp_path):
 
 def test_training_curves_read_the_base_from_git_and_the_workspace_from_disk(tiny_repo):
     repo, base = tiny_repo["repo"], tiny_repo["base"]
-    (repo / "plots" / "train_ann.csv").write_text("epoch,test_accuracy\n1,12.5\n")  # an uncommitted, broken edit
-    curves, notes = review.load_curves(repo, base, review.TRAIN_CURVES, review.TRAIN_COLUMNS)
-    assert list(curves["train_ann"][0]["test_accuracy"]) == BASE_TRAIN["test_accuracy"]
-    assert curves["train_ann"][1] is None
-    assert notes[0] == "`plots/train_ann.csv` in the workspace has no column train_loss, train_accuracy, epoch_time_s"
+    path = repo / "plots" / "conversion-cifar10" / "train_ann.csv"
+    path.write_text("epoch,test_accuracy\n1,12.5\n")  # an uncommitted, broken edit
+    curves, notes = review.load_curves(repo, base, review.curve_paths(repo, base, review.TRAIN_CURVES),
+                                       review.TRAIN_COLUMNS)
+    train = curves["conversion-cifar10/train_ann"]
+    assert list(train[0]["test_accuracy"]) == BASE_TRAIN["test_accuracy"]
+    assert train[1] is None
+    assert notes[0] == ("`plots/conversion-cifar10/train_ann.csv` in the workspace has no column train_loss, "
+                        "train_accuracy, epoch_time_s")
 
 
 def test_a_bad_base_is_one_clear_line_and_exit_code_1(tiny_repo, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from spikingjelly.activation_based import functional
 
-from conftest import TINY_SPATIAL, eval_args, md5, run_download, write_params
+from conftest import TINY_SPATIAL, eval_args, run_direct, run_download, write_params
 from deepsnn.core.neurons import NeuronConfig, step
 from deepsnn.direct.spatial import SpikingConvNet, architecture_layers, bn_affine, spike_count_loss
 from stages import download, eval_spatial, train_spatial
@@ -126,17 +126,9 @@ def test_bad_T_and_method_fail_fast():
 
 
 def run_pipeline(tmp_path, params, dataset: str = "mnist") -> dict:
-    """download -> train_spatial -> eval_spatial on the tiny mirror; returns the outputs."""
-    out = tmp_path / "out"
-    run_download(out)
-    common = ["--params", str(params), "--data", str(out / f"{dataset}.pt"), "--model", str(out / "spatial.pt")]
-    train_spatial.main(common + ["--curve", str(out / "train.csv"), "--metrics", str(out / "train.json")])
-    eval_spatial.main(common + eval_args(out))
-    return {"train": json.loads((out / "train.json").read_text()), "eval": json.loads((out / "eval.json").read_text()),
-            "curve": pd.read_csv(out / "eval.csv"), "state": torch.load(out / "spatial.pt")["state_dict"],
-            "png": (out / "eval.png").read_bytes()[:8],
-            "md5": {path.name: md5(path) for path in (out / f"{dataset}.pt", out / "spatial.pt", out / "eval.csv",
-                                                      out / "eval_layers.csv", out / "eval.png", out / "eval_energy.png")}}
+    """download -> train_spatial -> simulate_spatial -> eval_spatial on the tiny mirror (conftest.run_direct)."""
+    result = run_direct(tmp_path / "out", params, dataset)
+    return {**result, "eval": result["metrics"], "png": (tmp_path / "out" / "eval.png").read_bytes()[:8]}
 
 
 def test_stages_smoke_run_and_rerun_is_identical(mirror, tmp_path):
@@ -144,38 +136,29 @@ def test_stages_smoke_run_and_rerun_is_identical(mirror, tmp_path):
     first = run_pipeline(tmp_path / "a", params)
     second = run_pipeline(tmp_path / "b", params)
     assert first["png"] == b"\x89PNG\r\n\x1a\n"
-    assert list(first["curve"]["T"]) == [1, 2, 3, 4, 5]  # max(horizon=5, T_eval=3)
-    assert first["eval"]["T_eval"] == 3
+    assert list(first["curve"]["T"]) == [1, 2, 3, 4, 5]  # the simulation's horizon
+    assert first["eval"]["T_eval"] == 3 and first["eval"]["simulated_T"] == 5
     assert first["eval"]["accuracy"] == first["curve"]["accuracy"][2]
     assert first["eval"]["test_samples"] == 20
     for key in ("accuracy", "latency_s_per_sample", "latency_batch_size", "device"):
         assert key in first["eval"]
-    # same seed, same data: byte-identical data file, checkpoint, tables and plots (timings may differ,
-    # so the per-T latency column is not compared; the curve CSV holds it, hence the accuracies below)
-    assert {k: v for k, v in first["md5"].items() if k != "eval.csv"} == {
-        k: v for k, v in second["md5"].items() if k != "eval.csv"}
+    # same seed, same data: byte-identical data file, checkpoint, simulation, tables and plots (the
+    # curve CSV holds the measured latency per T, so it is not compared; its accuracies are, below)
+    assert first["md5"] == second["md5"]
     for name, tensor in first["state"].items():
         assert torch.equal(tensor, second["state"][name]), name
     assert first["train"]["train_accuracy"] == second["train"]["train_accuracy"]
     assert list(first["curve"]["accuracy"]) == list(second["curve"]["accuracy"])
 
 
-def test_eval_horizon_extends_to_T_eval(mirror, tmp_path):
-    params = write_params(tmp_path / "params.yaml", **{**TINY_SPATIAL, "T_eval": 9})
-    result = run_pipeline(tmp_path / "a", params)
-    assert len(result["curve"]) == 9 and result["eval"]["T_eval"] == 9
-
-
 @pytest.mark.parametrize("dataset", ["cifar10", "mnist", "fashion_mnist"])
-def test_deep_network_runs_through_both_stages(mirror, tmp_path, dataset):
-    params = write_params(tmp_path / "params.yaml", **{**TINY_SPATIAL, "train_spatial.architecture": "vgg7",
-                                                       "train_spatial.dataset": dataset})
+def test_deep_network_runs_through_all_stages(mirror, tmp_path, dataset):
+    params = write_params(tmp_path / "params.yaml", **{**TINY_SPATIAL, "train_spatial.architecture": "vgg7"})
     result = run_pipeline(tmp_path / "a", params, dataset)
     assert [k for k in result["state"] if k.endswith(".weight") and k.startswith("convs.")] == [
         f"convs.{i}.weight" for i in range(7)]
     assert result["state"]["convs.0.weight"].shape[1] == (3 if dataset == "cifar10" else 1)
-    layers = pd.read_csv(tmp_path / "a" / "out" / "eval_layers.csv")
-    assert list(layers["layer"]) == [f"sn{i}" for i in range(1, 9)]
+    assert list(result["layers"]["layer"]) == [f"sn{i}" for i in range(1, 9)]
     assert result["eval"]["test_samples"] == {"cifar10": 6, "mnist": 20, "fashion_mnist": 10}[dataset]
     assert {k: result["eval"][k] for k in ("pipeline", "dataset", "architecture")} == {
         "pipeline": "direct", "dataset": dataset, "architecture": "vgg7"}
@@ -184,56 +167,35 @@ def test_deep_network_runs_through_both_stages(mirror, tmp_path, dataset):
 
 def test_the_small_network_refuses_cifar10_before_any_work(mirror, tmp_path):
     from deepsnn.core import cli
-    params = write_params(tmp_path / "params.yaml", **{**TINY_SPATIAL, "train_spatial.dataset": "cifar10"})
-    argv = ["--params", str(params), "--data", str(tmp_path / "missing.pt"), "--model", str(tmp_path / "s.pt"),
+    params = write_params(tmp_path / "params.yaml", **TINY_SPATIAL)
+    run_download(tmp_path / "data")
+    argv = ["--params", str(params), "--data", str(tmp_path / "data" / "cifar10.pt"), "--model", str(tmp_path / "s.pt"),
             "--curve", str(tmp_path / "c.csv"), "--metrics", str(tmp_path / "m.json")]
-    with pytest.raises(SystemExit, match=r"train_spatial.architecture: cnn3 is a network for 28x28 images and "
-                                         r"train_spatial.dataset cifar10 has 32x32; .*\(for cifar10: vgg7\)"):
+    with pytest.raises(SystemExit, match=r"train_spatial.architecture: cnn3 is a network for 28x28 images and this "
+                                         r"experiment's data set cifar10 has 32x32; .*\(for cifar10: vgg7\)"):
         cli.run(lambda: train_spatial.main(argv))
-    assert list(tmp_path.glob("*.pt")) == []
+    assert not (tmp_path / "s.pt").exists()
 
 
-def test_other_mnist_family_sets_work_unchanged(mirror, tmp_path):
-    params = write_params(tmp_path / "params.yaml", **{**TINY_SPATIAL, "train_spatial.dataset": "fashion_mnist"})
-    out = tmp_path / "out"
-    run_download(out)
-    assert (out / "fashion_mnist.pt").exists() and not (out / "mnist.pt").exists()
-    common = ["--params", str(params), "--data", str(out / "fashion_mnist.pt"), "--model", str(out / "m.pt")]
-    train_spatial.main(common + ["--curve", str(out / "t.csv"), "--metrics", str(out / "t.json")])
-    eval_spatial.main(common + eval_args(out, "e"))
-    assert json.loads((out / "e.json").read_text())["test_samples"] == 10
-
-
-def test_eval_reads_T_eval_off_the_stored_simulation_and_extends_it_beyond(mirror, tmp_path):
+def test_eval_reads_any_T_eval_within_the_horizon_off_the_simulation(mirror, tmp_path):
     first = run_pipeline(tmp_path, write_params(tmp_path / "params.yaml", **TINY_SPATIAL))  # horizon 5, T_eval 3
     out = tmp_path / "out"
-    assert first["eval"]["simulation_reused"] is False
 
     def evaluate(T_eval: int) -> tuple[dict, pd.DataFrame]:
         params = write_params(tmp_path / f"params{T_eval}.yaml", **{**TINY_SPATIAL, "T_eval": T_eval})
-        eval_spatial.main(["--params", str(params), "--data", str(out / "mnist.pt"), "--model", str(out / "spatial.pt")]
-                          + eval_args(out))
+        eval_spatial.main(["--params", str(params), "--data", str(out / "mnist.pt"), "--model", str(out / "spatial.pt"),
+                           "--simulation", str(out / "sim.pt")] + eval_args(out))
         return json.loads((out / "eval.json").read_text()), pd.read_csv(out / "eval.csv")
 
-    metrics, curve = evaluate(4)  # within the horizon: nothing simulated again
-    assert metrics["simulation_reused"] is True and metrics["T_eval"] == 4
+    metrics, curve = evaluate(5)
+    assert metrics["T_eval"] == 5 and metrics["accuracy"] == curve["accuracy"][4]
     assert list(curve["accuracy"]) == list(first["curve"]["accuracy"])
-    assert metrics["accuracy"] == curve["accuracy"][3]
-    assert metrics["synops_per_sample"] == pytest.approx(curve["synops_per_sample"][3], rel=1e-4)
-
-    metrics, curve = evaluate(7)  # beyond it: simulated again, to 7 steps; the first 5 agree
-    assert metrics["simulation_reused"] is False and len(curve) == 7
-    assert list(curve["accuracy"][:5]) == list(first["curve"]["accuracy"])
-    assert list(curve["synops_per_sample"][:5]) == list(first["curve"]["synops_per_sample"])
-    assert evaluate(6)[0]["simulation_reused"] is True
-
-    torch.save({**torch.load(out / "spatial.pt"), "note": "another model"}, out / "spatial.pt")
-    assert evaluate(6)[0]["simulation_reused"] is False  # the model file changed
+    assert metrics["synops_per_sample"] == pytest.approx(curve["synops_per_sample"][4], rel=1e-4)
 
 
 def test_eval_reports_spike_statistics_and_energy(mirror, tmp_path):
     result = run_pipeline(tmp_path, write_params(tmp_path / "params.yaml", **TINY_SPATIAL))
-    metrics, layers = result["eval"], pd.read_csv(tmp_path / "out" / "eval_layers.csv")
+    metrics, layers = result["eval"], result["layers"]
     assert list(layers["layer"]) == ["sn1", "sn2", "sn3"]
     assert layers["neurons"].tolist()[2] == 10 * TINY_SPATIAL.get("train_spatial.output_population", 10)
     assert ((layers["firing_rate"] >= 0) & (layers["firing_rate"] <= 1)).all()
@@ -241,4 +203,5 @@ def test_eval_reports_spike_statistics_and_energy(mirror, tmp_path):
     assert layers["synops_per_sample"].tolist()[2] == 0  # output spikes are read out, they drive no synapses
     assert 0 < metrics["energy_ratio"] == pytest.approx(
         metrics["energy_uj_per_sample"] / metrics["ann_energy_uj_per_sample"], rel=1e-3)
+    assert metrics["chip_energy_uj_per_sample"] == pytest.approx(result["curve"]["chip_energy_uj_per_sample"][2], rel=1e-4)
     assert (tmp_path / "out" / "eval_energy.png").read_bytes()[:4] == b"\x89PNG"

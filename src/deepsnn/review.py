@@ -34,8 +34,9 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 WORKSPACE = "workspace"  # DVC's name for it too
 TIMEOUT_S = 120.0
-EVAL_CURVES = ("plots/eval_sweep.csv", "plots/eval_spatial.csv")
-TRAIN_CURVES = ("plots/train_ann.csv", "plots/train_spatial.csv")
+# each experiment's curves: plots/<pipeline>-<data set>/<stage>.csv (dvc.yaml)
+EVAL_CURVES = ("eval_sweep.csv", "eval_spatial.csv")
+TRAIN_CURVES = ("train_ann.csv", "train_spatial.csv")
 EVAL_COLUMNS = ("T", "accuracy", "latency_s_per_sample", "synops_per_sample", "energy_uj_per_sample")
 TRAIN_COLUMNS = ("epoch", "train_loss", "train_accuracy", "test_accuracy", "epoch_time_s")
 
@@ -50,7 +51,7 @@ class FigureSpec:
 
     file: str
     alt: str
-    paths: tuple[str, ...]
+    names: tuple[str, ...]  # the CSV file names, found in every experiment's folder under plots/
     columns: tuple[str, ...]
     x: str
     y: str
@@ -160,6 +161,13 @@ def _frame_or_note(root: Path, path: str, rev: str | None, label: str,
     return frame, None
 
 
+def curve_paths(root: Path, base: str, names: Sequence[str]) -> list[str]:
+    """plots/<experiment>/<name> for each of `names` in the workspace or in the base revision."""
+    listed = _run(["git", "ls-tree", "-r", "--name-only", base, "--", "plots"], root).stdout.split()
+    found = {p.relative_to(root).as_posix() for p in root.glob("plots/*/*.csv")} | set(listed)
+    return sorted(p for p in found if len(Path(p).parts) == 3 and Path(p).name in names)
+
+
 def load_curves(root: Path, base: str, paths: Sequence[str],
                 columns: Sequence[str]) -> tuple[dict[str, Pair], list[str]]:
     """Both revisions' frames for each CSV, and a note for each file a revision lacks (or that lacks
@@ -171,7 +179,7 @@ def load_curves(root: Path, base: str, paths: Sequence[str],
         base_frame, base_note = _frame_or_note(root, path, base, base, columns)
         work_frame, work_note = _frame_or_note(root, path, None, f"the {WORKSPACE}", columns)
         notes += [note for note in (base_note, work_note) if note]
-        curves[Path(path).stem] = (base_frame, work_frame)
+        curves[f"{Path(path).parent.name}/{Path(path).stem}"] = (base_frame, work_frame)
     return curves, notes
 
 
@@ -251,7 +259,7 @@ def write_review(root: Path, base: str, out: Path) -> Path:
     metrics_md = dvc_diff(root, "metrics", base)
     notes: list[str] = []
     for figure in FIGURES:
-        curves, missing = load_curves(root, base, figure.paths, figure.columns)
+        curves, missing = load_curves(root, base, curve_paths(root, base, figure.names), figure.columns)
         notes += [note for note in missing if note not in notes]  # the two eval figures share their CSVs
         save_png(overlay_figure(curves, figure.x, figure.y, base, xlabel=figure.xlabel, ylabel=figure.ylabel,
                                 logx=figure.logx), out / figure.file)

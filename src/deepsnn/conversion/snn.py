@@ -154,3 +154,13 @@ def load_converted(path: str | Path, ann: nn.Module) -> fx.GraphModule:
 def load_snn_params(path: str | Path) -> dict[str, Any]:
     """The params that the convert stage wrote the SNN with (its `convert` section)."""
     return load_checkpoint(path, written_by="convert", keys=("state_dict", "params"))["params"]
+
+
+def load_snn_alone(path: str | Path) -> tuple[fx.GraphModule, dict[str, Any]]:
+    """The SNN written by convert, from its own file: the ANN it was converted from is rebuilt from the
+    params stored with it (its weights are overwritten by the SNN's), and those params."""
+    from deepsnn.conversion.ann.networks import build_ann
+
+    saved = load_checkpoint(path, written_by="convert", keys=("state_dict", "ann_params"))
+    ann = build_ann(saved["ann_params"]["train_ann"], saved["ann_params"]["dataset"]).eval()
+    return load_snn(path, ann), saved["ann_params"]

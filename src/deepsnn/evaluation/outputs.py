@@ -107,6 +107,12 @@ def write_evaluation(result: Evaluation, paths: EvaluationPaths) -> float:
              "early_exit_chip_energy_uj_per_sample": significant(chosen_chip),
              "early_exit_holdout_accuracy": round(held_out.accuracy, 4),
              "early_exit_holdout_mean_T": round(held_out.mean_T, 4)}
+    # what early exit is set against: every image at the fixed T its margin is chosen to keep
+    reference_T = min(cfg["early_exit_reference_T"], len(table))
+    at_reference = table.iloc[reference_T - 1]
+    exits |= {"fixed_T": reference_T, "fixed_T_accuracy": round(float(at_reference["accuracy"]), 4),
+              **{f"fixed_T_{k}": significant(float(at_reference[k]))
+                 for k in ("spikes_per_sample", "synops_per_sample", "energy_uj_per_sample", "chip_energy_uj_per_sample")}}
 
     coded_metrics, coded_point = {}, None
     if result.coded is not None:
