@@ -133,7 +133,7 @@ def write_evaluation(result: Evaluation, paths: EvaluationPaths) -> float:
     write_csv(table, paths.curve)
     write_csv(layers, paths.layers)
     write_csv(exit_curve, paths.early_exit)
-    plot_accuracy_vs_T(table, paths.plot, result.title, T_eval, reference=result.reference)
+    plot_accuracy_vs_T(table, paths.plot, result.title, T_eval, reference=result.reference, exits=exit_curve)
     ann_energy = energy["ann_energy_uj_per_sample"]
     plot_spikes_and_energy(table, layers, exit_curve, exits, paths.energy_plot, result.title, T_eval,
                            ann=(ann_energy, result.reference[1]) if result.reference else None, coded=coded_point)

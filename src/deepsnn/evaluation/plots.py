@@ -22,10 +22,13 @@ def _save_png(fig, path: str | Path) -> None:
 
 
 def plot_accuracy_vs_T(table: pd.DataFrame, path: str | Path, title: str, T_eval: int,
-                       reference: tuple[str, float] | None = None) -> None:
-    """PNG of accuracy against T, with the T_eval point marked and an optional reference line."""
+                       reference: tuple[str, float] | None = None, exits: pd.DataFrame | None = None) -> None:
+    """PNG of accuracy against T, with the T_eval point marked, an optional reference line and
+    early exit's accuracy against its mean timesteps (one point per margin)."""
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    ax.plot(table["T"], table["accuracy"], marker=".", label="SNN")
+    ax.plot(table["T"], table["accuracy"], marker=".", label="SNN, every image to T")
+    if exits is not None:
+        ax.plot(exits["mean_T"], exits["accuracy"], color="C2", alpha=0.8, label="early exit: mean T per margin")
     at = table.loc[table["T"] == T_eval, "accuracy"]
     if len(at):
         ax.scatter([T_eval], [at.iloc[0]], color="C3", zorder=3, label=f"T_eval={T_eval}: {at.iloc[0]:.2f}%")
