@@ -1,11 +1,11 @@
-# Two entry points for a fresh machine:  make repro  (the write-up's two experiments)  and  make test.
+# Two entry points for a fresh machine:  make repro  (every experiment: `dvc repro`)  and  make test.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # make review BASE=<rev>: the revision the workspace is compared with
 BASE ?= main
 
-.PHONY: repro comparison test install review
+.PHONY: repro test install review
 
 $(STAMP): requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -16,15 +16,9 @@ $(STAMP): requirements.txt pyproject.toml
 install: $(STAMP)
 
 # The stages call `python`: put the venv first on PATH so they run inside it. Then push every
-# artifact to the default remote (a folder beside the checkout: README, "Sharing results").
-# `dvc repro` with no target would run the comparison_* stages too (`dvc repro`: everything).
+# artifact to the default remote (a folder beside the checkout: README, "Review and share").
 repro: $(STAMP)
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/dvc repro eval_sweep eval_spatial
-	$(VENV)/bin/dvc push
-
-# The comparison experiments (dvc.yaml's comparison_* stages): conversion on MNIST, direct training on CIFAR-10.
-comparison: $(STAMP)
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/dvc repro comparison_eval_sweep comparison_eval_spatial
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/dvc repro
 	$(VENV)/bin/dvc push
 
 test: $(STAMP)

@@ -22,16 +22,20 @@ from pathlib import Path
 import torch
 import yaml
 
-from deepsnn.core.data import ImageDataset, fetch, save_prepared
+from deepsnn.core.data import ImageDataset, save_prepared
+from deepsnn.download import fetch
 from deepsnn.core.training import pick_device
 from deepsnn.evaluation.timing import hardware
-from stages import calibrate, convert, eval_spatial, eval_sweep, train_ann, train_spatial
+from stages import (calibrate, convert, eval_spatial, eval_sweep, simulate_spatial, simulate_sweep, train_ann,
+                    train_spatial)
 
-CONVERSION_CHECK = {"train_ann": {"epochs": 1, "qcfs_clip_epochs": 0}, "eval_sweep": {"horizon": 8}, "T_eval": 8}
+CONVERSION_CHECK = {"train_ann": {"epochs": 1, "qcfs_clip_epochs": 0}, "simulate_sweep": {"horizon": 8},
+                    "convert": {"finetune_images": 2000}, "T_eval": 8}
 TINY = {"train_ann": {"width": 1 / 16, "compile": False, "batch_size": 16}, "calibrate": {"images": 32},
-        "convert": {"correction_images": 32}, "eval_sweep": {"horizon": 2, "compile": False, "batch_size": 50},
-        "train_spatial": {"epochs": 1, "channels": 4}, "eval_spatial": {"horizon": 2, "batch_size": 100},
-        "T_eval": 2}
+        "convert": {"correction_images": 32, "holdout_images": 100, "finetune_images": 64},
+        "simulate_sweep": {"horizon": 2, "compile": False, "batch_size": 50, "holdout_images": 100},
+        "train_spatial": {"epochs": 1, "channels": 4},
+        "simulate_spatial": {"horizon": 2, "batch_size": 100, "holdout_images": 100}, "T_eval": 2}
 
 
 def merged(params: dict, overrides: dict) -> dict:
@@ -45,7 +49,7 @@ def cifar_shaped(train: int, test: int, seed: int = 0) -> ImageDataset:
     g = torch.Generator().manual_seed(seed)
     images = lambda n: torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
     labels = lambda n: torch.randint(0, 10, (n,), generator=g)
-    return ImageDataset(images(train), labels(train), images(test), labels(test), [str(i) for i in range(10)])
+    return ImageDataset(images(train), labels(train), images(test), labels(test), [str(i) for i in range(10)], "cifar10")
 
 
 def run_stage(name: str, main, argv: list[str], rows: list[dict], images_per_epoch: int = 0) -> None:
@@ -88,10 +92,10 @@ def main() -> None:
 
     # direct pipeline, real MNIST (from DEEPSNN_DATA_MIRROR, content-verified as the download stage does)
     start = time.perf_counter()
-    mnist_data, source = fetch(params["train_spatial"]["dataset"], out / "downloads")
+    mnist_data, source = fetch("mnist", out / "downloads")
     if args.tiny:  # a few thousand images
         mnist_data = ImageDataset(mnist_data.train_images[:2000], mnist_data.train_labels[:2000],
-                                  mnist_data.test_images[:500], mnist_data.test_labels[:500], mnist_data.classes)
+                                  mnist_data.test_images[:500], mnist_data.test_labels[:500], mnist_data.classes, "mnist")
     mnist = out / "mnist.pt"
     save_prepared(mnist_data, mnist)
     rows.append({"stage": f"download ({source})", "seconds": round(time.perf_counter() - start, 1), "peak_gpu_mib": None})
@@ -99,7 +103,9 @@ def main() -> None:
     spatial = ["--data", str(mnist), "--model", str(out / "spatial.pt")]
     run_stage("train_spatial", train_spatial.main, p + spatial + ["--curve", str(out / "train_spatial.csv"),
               "--metrics", str(out / "train_spatial.json")], rows, images_per_epoch=n_mnist)
-    run_stage("eval_spatial", eval_spatial.main, p + spatial + evaluation_args(out, "eval_spatial"), rows)
+    run_stage("simulate_spatial", simulate_spatial.main, p + spatial + simulation_args(out, "simulate_spatial"), rows)
+    run_stage("eval_spatial", eval_spatial.main, p + spatial + evaluation_args(out, "eval_spatial", "simulate_spatial"),
+              rows)
 
     # conversion pipeline, CIFAR-shaped random images at full size
     cifar = out / "cifar_shaped.pt"
@@ -112,17 +118,23 @@ def main() -> None:
               "--metrics", str(out / "calibrate.json")], rows)
     run_stage("convert", convert.main, p + ["--data", str(cifar), "--model", str(ann), "--thresholds", str(th),
               "--snn", str(snn), "--metrics", str(out / "convert.json")], rows)
-    run_stage("eval_sweep", eval_sweep.main, p + ["--data", str(cifar), "--model", str(ann), "--snn", str(snn)]
-              + evaluation_args(out, "eval_sweep") + ["--correction-curve", str(out / "low_T.csv"),
-                                                      "--correction-plot", str(out / "low_T.png")], rows)
+    sweep = ["--data", str(cifar), "--model", str(ann), "--snn", str(snn)]
+    run_stage("simulate_sweep", simulate_sweep.main, p + sweep + simulation_args(out, "simulate_sweep"), rows)
+    run_stage("eval_sweep", eval_sweep.main, p + sweep + evaluation_args(out, "eval_sweep", "simulate_sweep")
+              + ["--correction-curve", str(out / "low_T.csv"), "--correction-plot", str(out / "low_T.png")], rows)
     print("\n| stage | seconds | training images/s | peak GPU memory (MiB) |\n|:--|--:|--:|--:|")
     for row in rows:
         print(f"| {row['stage']} | {row['seconds']} | {row.get('train_images_per_s', '')} | {row['peak_gpu_mib'] or ''} |")
 
 
-def evaluation_args(out: Path, name: str) -> list[str]:
-    return ["--simulation", str(out / f"{name}_simulation.pt"), "--metrics", str(out / f"{name}.json"),
+def simulation_args(out: Path, name: str) -> list[str]:
+    return ["--out", str(out / f"{name}.pt"), "--metrics", str(out / f"{name}.json")]
+
+
+def evaluation_args(out: Path, name: str, simulation: str) -> list[str]:
+    return ["--simulation", str(out / f"{simulation}.pt"), "--metrics", str(out / f"{name}.json"),
             "--curve", str(out / f"{name}.csv"), "--layers", str(out / f"{name}_layers.csv"),
+            "--early-exit", str(out / f"{name}_early_exit.csv"),
             "--plot", str(out / f"{name}.png"), "--energy-plot", str(out / f"{name}_energy.png")]
 
 

@@ -29,9 +29,13 @@ from deepsnn.conversion.ann.networks import VGG, load_trained_ann
 from deepsnn.conversion.calibration import calibrate_thresholds
 from deepsnn.conversion.snn import convert, load_snn
 from deepsnn.evaluation.energy import SpikeCounter
-from deepsnn.evaluation.simulate import predictions_from_steps
 from deepsnn.evaluation.timing import hardware
 from deepsnn.conversion.chain_simulator import ChainSimulator
+
+
+def predictions_from_steps(steps: torch.Tensor) -> torch.Tensor:
+    """[T, B, classes] step outputs -> [T, B] predictions after each t."""
+    return steps.cumsum(0).argmax(-1)
 
 
 def random_snn(batch: torch.Tensor) -> torch.nn.Module:

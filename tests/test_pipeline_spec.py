@@ -183,3 +183,17 @@ def test_one_pipeline_never_depends_on_the_other():
     # the download code is the download stage's alone
     for name, stage in STAGES.items():
         assert covered("src/deepsnn/download.py", stage["deps"]) == (name == "download"), name
+
+
+def test_the_readme_commands_are_the_ones_the_cli_test_runs():
+    """tests/test_dvc_experiments.py runs `dvc repro` then `dvc exp run -S T_eval=...`: that is what
+    the README tells a newcomer, and `make repro` is plain `dvc repro` (every experiment), so the
+    mission's `dvc exp run -S T_eval=40` afterwards trains nothing."""
+    readme = (REPO / "README.md").read_text()
+    makefile = (REPO / "Makefile").read_text()
+    assert "make repro" in readme and "dvc exp run -S T_eval=40" in readme
+    recipe = makefile.split("\nrepro:", 1)[1].split("\n\n", 1)[0]
+    assert "/dvc repro\n" in recipe + "\n"  # no target: everything dvc.yaml defines
+    assert "dvc pull` needs a remote the reader can reach" in readme
+    words = len(readme.split())
+    assert words <= 1500, words
