@@ -3,7 +3,6 @@ and at every T, and early exit, read off the stored simulation (simulate_spatial
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -14,18 +13,15 @@ from deepsnn.core.params import load_params
 from deepsnn.core.training import pick_device, to_float
 from deepsnn.direct.spatial import load_spatial_model
 from deepsnn.evaluation.direct import DIRECT
-from deepsnn.evaluation.outputs import Evaluation, EvaluationPaths, check_horizon, write_evaluation
-from deepsnn.evaluation.simulation import StoredSimulation
+from deepsnn.evaluation.params import stage_parser
+from deepsnn.evaluation.outputs import Evaluation, EvaluationPaths, load_simulation, write_evaluation
 from deepsnn.evaluation.timing import hardware, measure_latency
 
 PARAMS = ["T_eval", "eval_spatial"]  # must match dvc.yaml
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    cli.add_params_argument(parser)
-    parser.add_argument("--data", type=Path, required=True, help="prepared data set (.pt)")
-    parser.add_argument("--model", type=Path, required=True, help="checkpoint from train_spatial")
+    parser = stage_parser(__doc__.splitlines()[0], "checkpoint from train_spatial")
     parser.add_argument("--simulation", type=Path, required=True, help="stored simulation from simulate_spatial")
     EvaluationPaths.add_arguments(parser)
     args = parser.parse_args(argv)
@@ -34,8 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params(args.params, DIRECT)
     T_eval = params["T_eval"]
     start = time.perf_counter()
-    stored = StoredSimulation.load(args.simulation, "simulate_spatial")
-    check_horizon(T_eval, stored, "eval_spatial", "simulate_spatial", args.simulation)
+    stored = load_simulation(args.simulation, T_eval, "eval_spatial", "simulate_spatial")
     device = pick_device()
     data = load_prepared(args.data)
     model, model_params = load_spatial_model(args.model, data)

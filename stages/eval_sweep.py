@@ -3,7 +3,6 @@ T, early exit, and the temporal coding, read off the stored simulation (simulate
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -18,8 +17,9 @@ from deepsnn.core import cli
 from deepsnn.core.data import DATASETS, load_prepared
 from deepsnn.core.params import load_params
 from deepsnn.core.training import pick_device
-from deepsnn.evaluation.outputs import Evaluation, EvaluationPaths, check_horizon, write_evaluation
-from deepsnn.evaluation.simulation import Simulation, StoredSimulation
+from deepsnn.evaluation.params import stage_parser
+from deepsnn.evaluation.outputs import Evaluation, EvaluationPaths, load_simulation, write_evaluation
+from deepsnn.evaluation.simulation import Simulation
 from deepsnn.evaluation.tables import write_csv
 from deepsnn.evaluation.timing import hardware, measure_latency
 
@@ -27,11 +27,7 @@ PARAMS = ["T_eval", "eval_sweep"]  # must match dvc.yaml
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    cli.add_params_argument(parser)
-    parser.add_argument("--data", type=Path, required=True, help="prepared data set (.pt)")
-    parser.add_argument("--model", type=Path, required=True, help="ANN checkpoint from train_ann")
-    parser.add_argument("--snn", type=Path, required=True, help="SNN checkpoint from convert")
+    parser = stage_parser(__doc__.splitlines()[0], "ANN checkpoint from train_ann", snn=True)
     parser.add_argument("--simulation", type=Path, required=True, help="stored simulation from simulate_sweep")
     EvaluationPaths.add_arguments(parser)
     parser.add_argument("--correction-curve", type=Path, required=True,
@@ -43,8 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params(args.params, CONVERSION)
     T_eval = params["T_eval"]
     start = time.perf_counter()
-    stored = StoredSimulation.load(args.simulation, "simulate_sweep")
-    check_horizon(T_eval, stored, "eval_sweep", "simulate_sweep", args.simulation)
+    stored = load_simulation(args.simulation, T_eval, "eval_sweep", "simulate_sweep")
     device = pick_device()
     ann, ann_params = load_trained_ann(args.model)
     data = load_prepared(args.data, expected=ann_params["dataset"])

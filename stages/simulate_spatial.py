@@ -3,18 +3,18 @@ training images to the horizon, and store every image's summed output and spike 
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 from deepsnn.core import cli
 from deepsnn.core.data import load_prepared
 from deepsnn.core.io import write_json
-from deepsnn.core.params import ParamsError, load_params
+from deepsnn.core.params import load_params
 from deepsnn.core.training import pick_device, to_float
 from deepsnn.direct.spatial import load_spatial_model
 from deepsnn.evaluation.direct import DIRECT
 from deepsnn.evaluation.energy import count_macs
+from deepsnn.evaluation.params import held_out_images, stage_parser
 from deepsnn.evaluation.simulation import (StoredSimulation, accuracy_curve, check_feasible, seconds_per_step,
                                            simulate_images)
 
@@ -22,10 +22,7 @@ PARAMS = ["simulate_spatial"]  # must match dvc.yaml
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    cli.add_params_argument(parser)
-    parser.add_argument("--data", type=Path, required=True, help="prepared data set (.pt)")
-    parser.add_argument("--model", type=Path, required=True, help="checkpoint from train_spatial")
+    parser = stage_parser(__doc__.splitlines()[0], "checkpoint from train_spatial")
     parser.add_argument("--out", type=Path, required=True, help="simulation to write")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write (its time)")
     args = parser.parse_args(argv)
@@ -36,10 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     data = load_prepared(args.data)
     model, _ = load_spatial_model(args.model, data)  # refuses a data set it was not trained on
     model.to(device)
-    if cfg["holdout_images"] > len(data.train_images):
-        raise ParamsError(f"simulate_spatial.holdout_images: {cfg['holdout_images']} is more than the "
-                          f"{len(data.train_images)} training images of {args.data}")
-    holdout = slice(len(data.train_images) - cfg["holdout_images"], None)
+    holdout = held_out_images(cfg, "simulate_spatial", len(data.train_images), args.data)
     batch, horizon = cfg["batch_size"], cfg["horizon"]
     check_feasible("simulate_spatial", horizon, len(data.test_images) + cfg["holdout_images"], batch,
                    len(data.classes), model.depth,

@@ -3,7 +3,6 @@ images to the horizon, and store every image's summed output and spike counts at
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from deepsnn.core.io import write_json
 from deepsnn.core.params import ParamsError, load_params
 from deepsnn.core.training import pick_device
 from deepsnn.evaluation.energy import count_macs
+from deepsnn.evaluation.params import held_out_images, stage_parser
 from deepsnn.evaluation.simulation import (StoredSimulation, accuracy_curve, check_feasible, seconds_per_step,
                                            simulate_images)
 
@@ -28,11 +28,7 @@ PARAMS = ["simulate_sweep"]  # must match dvc.yaml
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    cli.add_params_argument(parser)
-    parser.add_argument("--data", type=Path, required=True, help="prepared data set (.pt)")
-    parser.add_argument("--model", type=Path, required=True, help="ANN checkpoint from train_ann")
-    parser.add_argument("--snn", type=Path, required=True, help="SNN checkpoint from convert")
+    parser = stage_parser(__doc__.splitlines()[0], "ANN checkpoint from train_ann", snn=True)
     parser.add_argument("--out", type=Path, required=True, help="simulation to write")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write (its time)")
     args = parser.parse_args(argv)
@@ -42,9 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     device = pick_device()
     ann, ann_params = load_trained_ann(args.model)
     data = load_prepared(args.data, expected=ann_params["dataset"])
-    if cfg["holdout_images"] > len(data.train_images):
-        raise ParamsError(f"simulate_sweep.holdout_images: {cfg['holdout_images']} is more than the "
-                          f"{len(data.train_images)} training images of {args.data}")
+    holdout = held_out_images(cfg, "simulate_sweep", len(data.train_images), args.data)
     trained = ann_params["train_ann"]
     if cfg["temporal_coding"] == "few_spikes" and trained["activation"] != "qcfs":
         raise ParamsError("simulate_sweep.temporal_coding: few_spikes codes a QCFS network's levels, and this ANN "
@@ -53,7 +47,6 @@ def main(argv: list[str] | None = None) -> None:
     snn = load_snn(args.snn, ann).to(device)
     simulator = ChainSimulator(snn, compile=cfg["compile"])  # SpikingJelly's loop minus repeated work
     prepare = normalizer(data.name)
-    holdout = slice(len(data.train_images) - cfg["holdout_images"], None)
     batch = cfg["batch_size"]
     check_feasible("simulate_sweep", cfg["horizon"], len(data.test_images) + cfg["holdout_images"], batch,
                    len(data.classes), len(simulator.spiking_layers),

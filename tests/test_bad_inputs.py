@@ -3,7 +3,6 @@ key, what it holds, what the stage expects and the command that fixes it, and th
 
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch

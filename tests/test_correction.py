@@ -16,7 +16,7 @@ from deepsnn.conversion.chain_simulator import ChainSimulator
 from deepsnn.conversion.correction import ann_channel_means, correct_initial_potentials, rate_gaps
 from deepsnn.conversion.snn import convert, reference_step_outputs, relu_network, set_initial_potentials
 from deepsnn.core.params import ParamsError
-from stages import calibrate, convert as convert_stage, download, train_ann
+from stages import calibrate, convert as convert_stage, train_ann
 
 
 def exact_network() -> nn.Sequential:

@@ -18,7 +18,6 @@ from deepsnn.core.data import DATASETS, DataError, load_prepared, save_prepared
 from deepsnn.download import fetch, read_raw
 
 from conftest import run_download, write_params
-from stages import download as download_stage
 
 
 def test_idx_sets_decode_exactly(mirror):

@@ -17,7 +17,6 @@ from deepsnn.core.params import load_params
 from deepsnn.core.training import seed_everything
 from deepsnn.direct.params import TRAIN_SPATIAL
 from deepsnn.direct.spatial import build_spatial_model
-from stages import download
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
 

@@ -12,7 +12,7 @@ from spikingjelly.activation_based import functional
 from conftest import TINY_SPATIAL, eval_args, run_direct, run_download, write_params
 from deepsnn.core.neurons import NeuronConfig, step
 from deepsnn.direct.spatial import SpikingConvNet, architecture_layers, bn_affine, spike_count_loss
-from stages import download, eval_spatial, train_spatial
+from stages import eval_spatial, train_spatial
 
 CONFIGS = [NeuronConfig(kind, reset, v_init=v_init) for kind in ("if", "lif") for reset in ("soft", "hard")
            for v_init in (0.0, 0.5)]

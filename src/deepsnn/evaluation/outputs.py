@@ -51,6 +51,13 @@ class EvaluationPaths:
         return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
 
 
+def load_simulation(path: Path, T_eval: int, stage: str, simulated_by: str) -> StoredSimulation:
+    """The simulation `simulated_by` stored at `path`, which must reach T_eval (check_horizon)."""
+    stored = StoredSimulation.load(path, simulated_by)
+    check_horizon(T_eval, stored, stage, simulated_by, path)
+    return stored
+
+
 def check_horizon(T_eval: int, stored: StoredSimulation, stage: str, simulated_by: str, path: Path) -> None:
     """T_eval must be within the stored simulation: name both keys and the command that raises the horizon."""
     if T_eval > stored.test.T:
