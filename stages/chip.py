@@ -15,7 +15,7 @@ import torch
 from deepsnn.chip.loihi import ChipLayers, LoihiCosts
 from deepsnn.chip.mapping import ChipMappingError, check_pipeline_start, from_chain, from_spiking_conv_net
 from deepsnn.chip.params import CHIP
-from deepsnn.chip.run import Schedule, analytic_uj, check_cores, run_images
+from deepsnn.chip.run import Schedule, analytic_uj, check_cores, run_images, scheduled_counts
 from deepsnn.core import cli
 from deepsnn.core.data import load_prepared
 from deepsnn.core.io import write_json
@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         equal_outputs = (chip["outputs"] == own_outputs).all(1)
     estimate = analytic_uj(costs, ChipLayers.of(layers, [tuple(s) for s in own.spikes["shapes"]], accumulators, costs),
                            own, schedule)
+    own_spikes, own_synops = scheduled_counts(own, schedule)  # per layer, per image, on the chip's schedule
     energy_uj = chip["energy_j"]["total"] * 1e6
     metrics.update({
         "maps": True, "synapses": network.synapse_count,
@@ -103,6 +104,10 @@ def main(argv: list[str] | None = None) -> None:
         "chip_time_ms": round(chip["sim_time_s"] * 1e3, 4),
         "synaptic_events": round(chip["synaptic_events"]), "neuron_updates": round(chip["neuron_updates"]),
         "spikes": round(chip["spikes"]), "messages": round(chip["messages"]),
+        # the simulator's own counts of the same schedule (SynOps include synapses of zero weight,
+        # which the chip does not hold), and how far the outputs are apart at most
+        "simulator_spikes": round(float(own_spikes.sum())), "simulator_synops": round(float(own_synops.sum())),
+        "max_output_difference": float(f"{float((chip['outputs'] - own_outputs).abs().max()):.3g}"),
         "build_s": round(chip["build_s"], 1), "run_s_per_image": round(chip["run_s"] / len(images), 2),
         "stage_time_s": round(time.perf_counter() - start, 1)})
     write_json(metrics, args.metrics)

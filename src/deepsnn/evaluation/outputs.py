@@ -99,8 +99,7 @@ def write_evaluation(result: Evaluation, paths: EvaluationPaths) -> float:
 
     margin = cfg["early_exit_margin"]
     if margin == "auto":
-        margin = choose_margin(stored.holdout.outputs, stored.holdout_labels, T_eval, cfg["early_exit_reference_T"],
-                               cfg["early_exit_tolerance"])
+        margin = choose_margin(stored.holdout.outputs, T_eval, cfg["early_exit_reference_T"], cfg["early_exit_tolerance"])
     exit_curve = early_exit_table(sweep(test.outputs, result.labels, T_eval, stats), stats, result.costs, result.chip,
                                   T_eval)
     chosen = early_exit(test.outputs, result.labels, margin, T_eval, stats)

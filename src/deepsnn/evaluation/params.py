@@ -25,11 +25,11 @@ def simulation_section(**extra: Any) -> dict[str, Any]:
 EVALUATION = {
     # an image stops at the first t where its summed output's top class leads the runner-up by this
     # much (in output units: spikes for the direct SNN, the output layer's value for conversion), at the
-    # latest at T_eval; auto: the smallest margin that keeps the held-out images' accuracy within
-    # early_exit_tolerance points of their fixed-T accuracy at early_exit_reference_T
+    # latest at T_eval; auto: the smallest margin at which early exit changes at most
+    # early_exit_tolerance percent of the held-out images' answers against fixed T = early_exit_reference_T
     "early_exit_margin": Either((Float(min=0.0), choice("auto"))),
     "early_exit_reference_T": Int(min=1),
-    "early_exit_tolerance": Float(min=0.0),  # accuracy points
+    "early_exit_tolerance": Float(min=0.0, max=100.0),  # percent of the held-out images
 }
 
 
