@@ -96,7 +96,7 @@ def answer_cost_table(root: Path, names: list[str]) -> list[str]:
         pipeline = name.split("-")[0]
         m = load(root, name, EVALUATION[pipeline][0])
         if m is None or "fixed_T" not in m:
-            rows.append([name, "not run yet"] + [""] * 6)
+            rows.append([name, "not run yet"] + [""] * 5)
             continue
         rows.append([name, f"rate, fixed T={m['fixed_T']}", f"{m['fixed_T_accuracy']:.2f}", str(m["fixed_T"]),
                      f"{m['fixed_T_synops_per_sample']:.3g}", f"{m['fixed_T_energy_uj_per_sample']:.3g}",
