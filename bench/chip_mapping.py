@@ -12,9 +12,8 @@ import argparse
 
 import torch
 
-from deepsnn.chip.loihi import LoihiCosts
-from deepsnn.chip.mapping import ChipMappingError
-from deepsnn.chip.run import check_cores
+from deepsnn.chip.loihi import LoihiCosts, cores_needed
+from deepsnn.chip.mapping import ChipMappingError, check_cores
 from deepsnn.conversion.ann.networks import QCFS, build_ann
 from deepsnn.core.data import DATASETS, IMAGE_SHAPES, ImageDataset
 from deepsnn.core.params import read_params
@@ -70,7 +69,7 @@ def main() -> None:
     print(f"{args.experiment} ({DATASETS[dataset].torchvision_name}): {sum(neurons):,} neurons in {len(names)} layers, "
           f"{sum(synapses):,} synapses; the chip: {costs.cores} cores of {costs.neurons_per_core:,} neurons")
     for name, n, s in zip(names, neurons, synapses):
-        print(f"  {name}: {n:,} neurons, {-(-n // costs.neurons_per_core)} cores, about {s:,} synapses in")
+        print(f"  {name}: {n:,} neurons, {cores_needed(n, costs)} cores, about {s:,} synapses in")
     try:
         check_cores(names, neurons, costs)
         print("fits the chip's cores")

@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 
 from deepsnn.chip.loihi import ChipLayers, LoihiCosts
-from deepsnn.chip.mapping import ChipMappingError, check_pipeline_start, from_chain, from_spiking_conv_net
+from deepsnn.chip.mapping import ChipMappingError, check_cores, check_pipeline_start, from_chain, from_spiking_conv_net
 from deepsnn.chip.params import CHIP
-from deepsnn.chip.run import Schedule, analytic_uj, check_cores, run_images, scheduled_counts
+from deepsnn.chip.run import Schedule, analytic_uj, run_images, scheduled_counts
 from deepsnn.core import cli
 from deepsnn.core.data import load_prepared
 from deepsnn.core.io import write_json

@@ -11,8 +11,7 @@ from torch import nn
 
 from conftest import TINY_SPATIAL, run_download, write_params
 from deepsnn.chip.loihi import LoihiCosts
-from deepsnn.chip.mapping import ChipLayer, ChipMappingError, ChipNetwork, probe_synapses
-from deepsnn.chip.run import check_cores
+from deepsnn.chip.mapping import ChipLayer, ChipMappingError, ChipNetwork, check_cores, probe_synapses
 from deepsnn.chip.sanafe_run import ChipRunner
 from stages import chip, train_spatial
 

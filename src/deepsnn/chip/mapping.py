@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from deepsnn.chip.loihi import LoihiCosts
+from deepsnn.chip.loihi import LoihiCosts, cores_needed
 from deepsnn.core.errors import UserError
 
 
@@ -94,19 +94,31 @@ def check_pipeline_start(network: ChipNetwork) -> None:
                                    f"thresholds at depth {k}), so the chip could not run what the simulator runs")
 
 
+def check_cores(names: list[str], neurons: list[int], costs: LoihiCosts, cores: int | None = None) -> None:
+    """Refuse, before anything is built, layers (`neurons` each) that need more than the chip's cores
+    (`costs.cores` unless given), each layer from a fresh core, naming the first layer that does not
+    fit and the layers that do."""
+    cores = costs.cores if cores is None else cores
+    used = 0
+    for k, (name, n) in enumerate(zip(names, neurons)):
+        needed = cores_needed(n, costs)
+        if used + needed > cores:
+            fits = ", ".join(names[:k]) or "none"
+            raise ChipMappingError(
+                f"layer {name}: its {n:,} neurons need {needed} cores of {costs.neurons_per_core:,} neurons and "
+                f"{cores - used} of the chip's {cores} are left; the layers that fit: {fits} "
+                f"({sum(neurons[:k]):,} of the network's {sum(neurons):,} neurons)")
+        used += needed
+
+
 def place(network: ChipNetwork, costs: LoihiCosts, cores: int) -> list[list[int]]:
     """Each layer's neurons placed in order, `neurons_per_core` to a core, every layer from a fresh core:
-    per layer, the core of each of its neurons (index into the chip's cores). Refuses a network that
-    needs more than `cores`, naming the first layer that does not fit and the part that does."""
+    per layer, the core of each of its neurons (index into the chip's cores); check_cores first."""
+    check_cores([layer.name for layer in network.layers], [layer.neurons for layer in network.layers], costs, cores)
     placement, next_core = [], 0
-    for k, layer in enumerate(network.layers):
-        needed = -(-layer.neurons // costs.neurons_per_core)
-        if next_core + needed > cores:
-            fits = ", ".join(l.name for l in network.layers[:k]) or "none"
-            raise ChipMappingError(f"layer {layer.name}: its {layer.neurons:,} neurons need {needed} cores and "
-                                   f"{cores - next_core} of the {cores} are left; the layers that fit: {fits}")
+    for layer in network.layers:
         placement.append([next_core + i // costs.neurons_per_core for i in range(layer.neurons)])
-        next_core += needed
+        next_core += cores_needed(layer.neurons, costs)
     return placement
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from deepsnn.chip.loihi import ChipLayers, LoihiCosts, analytic_energy_uj
-from deepsnn.chip.mapping import ChipMappingError, ChipNetwork
+from deepsnn.chip.mapping import ChipNetwork
 from deepsnn.evaluation.simulation import Simulation
 
 
@@ -41,21 +41,6 @@ def scheduled_counts(simulation: Simulation, schedule: Schedule) -> tuple[torch.
     spikes = torch.stack([state["spikes"][l, :schedule.layer_steps(l)].sum() for l in range(len(state["names"]))])
     synops = torch.stack([state["synops"][l, :schedule.layer_steps(l)].sum() for l in range(len(state["names"]))])
     return spikes.double() / images, synops.double() / images
-
-
-def check_cores(names: list[str], neurons: list[int], costs: LoihiCosts) -> None:
-    """Refuse, before anything is built, a network whose layers need more cores than the chip has
-    (each layer from a fresh core), naming the first layer that does not fit and the layers that do."""
-    used = 0
-    for k, (name, n) in enumerate(zip(names, neurons)):
-        needed = -(-n // costs.neurons_per_core)
-        if used + needed > costs.cores:
-            fits = ", ".join(names[:k]) or "none"
-            raise ChipMappingError(
-                f"layer {name}: its {n:,} neurons need {needed} cores of {costs.neurons_per_core:,} neurons and "
-                f"{costs.cores - used} of the chip's {costs.cores} are left; the layers that fit: {fits} "
-                f"({sum(neurons[:k]):,} of the network's {sum(neurons):,} neurons)")
-        used += needed
 
 
 def run_images(network: ChipNetwork, costs: LoihiCosts, currents: torch.Tensor, T: int, population: int = 1) -> dict:
