@@ -27,7 +27,7 @@ VARIANTS = {"fp32 eager": ("fp32", False), "fp32 compiled": ("fp32", True), "bf1
 
 def make_step(cfg: dict, precision: str, compile_: bool, x: torch.Tensor, y: torch.Tensor, device: torch.device):
     torch.manual_seed(0)
-    model = build_ann(cfg).to(device).to(memory_format=torch.channels_last).train()
+    model = build_ann(cfg, "cifar10").to(device).to(memory_format=torch.channels_last).train()
     forward = torch.compile(model) if compile_ else model
     optimizer, criterion = optimizer_and_loss(model, cfg)
 
