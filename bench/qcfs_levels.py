@@ -1,11 +1,12 @@
 """Route (a) of issue 26 on a trained QCFS ANN, outside DVC: set every QCFS layer to `--levels`
 quantisation levels (QCFS's analysis: with L = T the expected conversion error is zero), re-train
 briefly (train_ann's SGD and loss at a constant learning rate, its augmentation, learned clips
-kept), then convert as is (no correction, no fine-tuning) and print the ANN's and the SNN's
-accuracy at T = 1, 2, 4, 8 on the first `--test-images` test images.
+kept), then convert (no fine-tuning) and print the ANN's accuracy and the SNN's at T = 1, 2, 4, 8
+on the first `--test-images` test images, as converted and with convert's correction
+(correction_T: auto, chosen on the last `--held-out` training images).
 
     python bench/qcfs_levels.py --model models/conversion-cifar10/ann.pt --data data/cifar10.pt \\
-        --levels 2 [--images 25600] [--lr 0.01] [--test-images 2000]
+        --levels 2 [--images 25600] [--lr 0.01] [--test-images 2000] [--correction-images 512]
 
 Re-training uses the training images before the last `--held-out`, as convert's fitting does.
 """
@@ -21,7 +22,7 @@ from deepsnn.conversion.ann.networks import QCFS, load_trained_ann
 from deepsnn.conversion.ann.training import ann_accuracy, normalizer, optimizer_and_loss
 from deepsnn.conversion.calibration import calibrate_thresholds
 from deepsnn.conversion.chain_simulator import ChainSimulator
-from deepsnn.conversion.correction import held_out_accuracy
+from deepsnn.conversion.correction import choose_correction, held_out_accuracy
 from deepsnn.conversion.snn import SpikingOptions, convert
 from deepsnn.core.data import DATASETS, load_prepared
 from deepsnn.core.training import augment, batch_indices
@@ -37,6 +38,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--held-out", type=int, default=2000)
     parser.add_argument("--test-images", type=int, default=2000)
+    parser.add_argument("--correction-images", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -67,9 +69,15 @@ def main() -> None:
     ann.eval()
     print(f"re-trained on {seen} images in {time.perf_counter() - start:.0f} s")
     print(f"ANN L={args.levels}: {ann_accuracy(ann, *test, prepare, cpu):.2f}%")
-    snn = ChainSimulator(convert(ann, calibrate_thresholds(ann, [], "qcfs"), SpikingOptions()))
-    accuracy = held_out_accuracy(snn, *test, prepare)
-    print(f"SNN as converted: {' / '.join(f'T={T} {a:.2f}' for T, a in accuracy.items())}")
+    thresholds = calibrate_thresholds(ann, [], "qcfs")
+    snn = ChainSimulator(convert(ann, thresholds, SpikingOptions()))
+    print(f"SNN as converted: {' / '.join(f'T={T} {a:.2f}' for T, a in held_out_accuracy(snn, *test, prepare).items())}")
+    fitting = len(data.train_images) - args.held_out
+    chosen = choose_correction(ann, thresholds, snn, prepare(data.train_images[:args.correction_images]), "auto",
+                               data.train_images[fitting:], data.train_labels[fitting:], prepare)
+    name = "none" if chosen.correction_T is None else f"T={chosen.correction_T}"
+    print(f"SNN corrected (auto: {name}): "
+          f"{' / '.join(f'T={T} {a:.2f}' for T, a in held_out_accuracy(snn, *test, prepare).items())}")
 
 
 if __name__ == "__main__":
