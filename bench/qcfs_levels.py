@@ -54,9 +54,10 @@ def main() -> None:
             module.levels = args.levels
     print(f"ANN L={args.levels} before re-training: {ann_accuracy(ann, *test, prepare, cpu):.2f}%")
     optimizer, criterion = optimizer_and_loss(ann, {**params["train_ann"], "lr": args.lr})
+    fitting = len(data.train_images) - args.held_out
     generator, seen, start = torch.Generator().manual_seed(args.seed), 0, time.perf_counter()
     ann.train()
-    for idx in batch_indices(len(data.train_images) - args.held_out, args.batch_size, generator):
+    for idx in batch_indices(fitting, args.batch_size, generator):
         if seen >= args.images:
             break
         x = prepare(augment(data.train_images[idx], params["train_ann"]["augment_shift"], DATASETS[data.name].flips,
@@ -71,13 +72,15 @@ def main() -> None:
     print(f"ANN L={args.levels}: {ann_accuracy(ann, *test, prepare, cpu):.2f}%")
     thresholds = calibrate_thresholds(ann, [], "qcfs")
     snn = ChainSimulator(convert(ann, thresholds, SpikingOptions()))
-    print(f"SNN as converted: {' / '.join(f'T={T} {a:.2f}' for T, a in held_out_accuracy(snn, *test, prepare).items())}")
-    fitting = len(data.train_images) - args.held_out
+
+    def snn_accuracy() -> str:
+        return " / ".join(f"T={T} {a:.2f}" for T, a in held_out_accuracy(snn, *test, prepare).items())
+
+    print(f"SNN as converted: {snn_accuracy()}")
     chosen = choose_correction(ann, thresholds, snn, prepare(data.train_images[:args.correction_images]), "auto",
                                data.train_images[fitting:], data.train_labels[fitting:], prepare)
     name = "none" if chosen.correction_T is None else f"T={chosen.correction_T}"
-    print(f"SNN corrected (auto: {name}): "
-          f"{' / '.join(f'T={T} {a:.2f}' for T, a in held_out_accuracy(snn, *test, prepare).items())}")
+    print(f"SNN corrected (auto: {name}): {snn_accuracy()}")
 
 
 if __name__ == "__main__":
